@@ -1,0 +1,74 @@
+"""Exact ring matmul (CPU float64-limb method) against Python-int references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hecrypt.backend.cpu import limb_plan
+from hecrypt.ring import Z2_32, Z2_64, Zq
+
+from _ringutil import as_int, rand
+
+RINGS = [Z2_64, Z2_32, Zq(501337), Zq((1 << 61) - 1), Zq((1 << 62) - 57)]
+
+
+def ref_matmul(a, b, M):
+    return np.matmul(as_int(a), as_int(b)) % M
+
+
+def test_limb_plan_exactness_limits():
+    p64 = limb_plan(64)
+    assert (p64.nlimbs, p64.width, p64.kmax) == (3, 22, 1024)
+    assert p64.gemm_equivalents == 6
+    p32 = limb_plan(32)
+    assert p32.gemm_equivalents == 3 and p32.kmax >= 1 << 21
+    pq = limb_plan(64, (1 << 62) - 57)
+    assert pq.ndiag == 5 and pq.kmax >= 1024
+    # the bound the plan relies on: worst diagonal * kmax stays below 2^53
+    for p in (p64, p32, pq):
+        worst = max(sum(p.bounds[i] * p.bounds[d - i] for i in range(p.nlimbs) if 0 <= d - i < p.nlimbs)
+                    for d in range(p.ndiag))
+        assert worst * p.kmax <= 2**53 < worst * (p.kmax + 1)
+
+
+@pytest.mark.parametrize("ring", RINGS, ids=str)
+@pytest.mark.parametrize("mkn", [(1, 1, 1), (3, 5, 4), (17, 33, 9), (5, 1024, 3), (4, 1025, 5), (2, 4097, 3)],
+                         ids=lambda t: "x".join(map(str, t)))
+def test_matmul_bit_exact(ring, mkn, rng):
+    m, k, n = mkn
+    a, b = rand(ring, rng, (m, k)), rand(ring, rng, (k, n))
+    np.testing.assert_array_equal(as_int(ring.matmul(a, b)), ref_matmul(a, b, ring.modulus))
+
+
+def test_matmul_extreme_values_at_limit():
+    """Operands at the ring's extremes (largest-magnitude limbs) with K exactly at and past the limit."""
+    for k in (1024, 1025):
+        for fill in (2**63, 2**63 - 1, 2**64 - 1, 2**62 + 2**41 + 2**20):
+            a = np.full((2, k), fill, dtype=np.uint64)
+            b = np.full((k, 2), fill, dtype=np.uint64)
+            np.testing.assert_array_equal(as_int(Z2_64.matmul(a, b)), ref_matmul(a, b, 1 << 64))
+    q = (1 << 62) - 57
+    for k in (1024, 1025):
+        a = np.full((2, k), (q - 1) // 2, dtype=np.uint64)
+        b = np.full((k, 2), (q + 1) // 2, dtype=np.uint64)
+        np.testing.assert_array_equal(as_int(Zq(q).matmul(a, b)), ref_matmul(a, b, q))
+
+
+@pytest.mark.parametrize("ring", [Z2_64, Z2_32, Zq(501337)], ids=str)
+def test_batched_matmul_broadcasts_like_numpy(ring, rng):
+    a = rand(ring, rng, (2, 3, 4, 5))
+    b = rand(ring, rng, (3, 5, 6))
+    got = ring.matmul(a, b)
+    assert got.shape == (2, 3, 4, 6) and got.dtype == ring.dtype
+    np.testing.assert_array_equal(as_int(got), ref_matmul(a, b, ring.modulus))
+
+
+def test_matmul_shape_errors(rng):
+    a = rand(Z2_64, rng, (3, 4))
+    with pytest.raises(ValueError, match="mismatch"):
+        Z2_64.matmul(a, rand(Z2_64, rng, (5, 2)))
+    with pytest.raises(ValueError, match="2 dimensions"):
+        Z2_64.matmul(a, rand(Z2_64, rng, 4))
+    with pytest.raises(ValueError, match="broadcast"):
+        Z2_64.matmul(rand(Z2_64, rng, (2, 3, 4)), rand(Z2_64, rng, (3, 4, 2)))
