@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hecrypt.backend.cpu import limb_plan
+from hecrypt.backend.cpu import KARATSUBA64_KMAX, limb_plan
 from hecrypt.ring import Z2_32, Z2_64, Zq
 
 from _ringutil import as_int, rand
@@ -18,6 +18,9 @@ def ref_matmul(a, b, M):
 
 
 def test_limb_plan_exactness_limits():
+    assert KARATSUBA64_KMAX == 1024  # the CPU Z_2^64 path (Karatsuba on 22/20/22-bit limbs)
+    # worst per-index terms of that path: |a0 b2 + a2 b0| <= 2^43 and |(a0+a1)(b0+b1)| <= (2^21+2^19)^2
+    assert max(2**43, (2**21 + 2**19) ** 2) * KARATSUBA64_KMAX <= 2**53 < 2**43 * (KARATSUBA64_KMAX + 1)
     p64 = limb_plan(64)
     assert (p64.nlimbs, p64.width, p64.kmax) == (3, 22, 1024)
     assert p64.gemm_equivalents == 6
@@ -43,10 +46,13 @@ def test_matmul_bit_exact(ring, mkn, rng):
 
 def test_matmul_extreme_values_at_limit():
     """Operands at the ring's extremes (largest-magnitude limbs) with K exactly at and past the limit."""
+    # 2^63 + 2^21 makes both a0 and a2 -2^21 (the worst D2 term); others stress a1 and carries
+    extremes = [2**63, 2**63 - 1, 2**64 - 1, 2**63 + 2**21, 2**63 + 2**21 + (2**19 << 22),
+                2**62 + 2**41 + 2**20, (2**21 - 1) | (2**19 << 22), 2**63 - 2**21]
     for k in (1024, 1025):
-        for fill in (2**63, 2**63 - 1, 2**64 - 1, 2**62 + 2**41 + 2**20):
-            a = np.full((2, k), fill, dtype=np.uint64)
-            b = np.full((k, 2), fill, dtype=np.uint64)
+        for fa in extremes:
+            a = np.full((1, k), fa, dtype=np.uint64)
+            b = np.array([extremes], dtype=np.uint64).repeat(k, axis=0)
             np.testing.assert_array_equal(as_int(Z2_64.matmul(a, b)), ref_matmul(a, b, 1 << 64))
     q = (1 << 62) - 57
     for k in (1024, 1025):

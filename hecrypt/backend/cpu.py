@@ -8,7 +8,9 @@ Numeric contract (shared with ``kernels/``):
 * Z_q products are exact: the 128-bit product is reduced with Barrett constants from
   :mod:`hecrypt.backend.modarith`.
 * ``matmul`` is exact for every K: float64 GEMMs on signed, balanced limbs, with K chunked
-  at the exactness limit that :func:`limb_plan` computes (1024 for Z_2^64).
+  at the exactness limit.  Z_2^64 uses Karatsuba on 22/20/22-bit limbs (5 GEMM-equivalents,
+  K <= 1024 per chunk, :func:`_matmul64_karatsuba`); Z_2^32 and Z_q use the schoolbook
+  diagonals of :func:`limb_plan` (Z_2^32: 3 GEMM-equivalents; Z_q: 9, K <= 1024 per chunk).
 """
 
 from __future__ import annotations
@@ -252,6 +254,113 @@ def _recombine_q(diags, acc, pows, q, mu, k):
         acc[i] = s
 
 
+# --------------------------------------------------------------------------------------
+# Z_2^64 on the CPU: Karatsuba on 22/20/22-bit limbs, 5 float64 GEMM-equivalents
+# --------------------------------------------------------------------------------------
+#: exactness limit of :func:`_matmul64_karatsuba` per K chunk (see its docstring)
+KARATSUBA64_KMAX = 1024
+
+
+@nb.njit(inline="always", cache=True)
+def _split64(u):
+    """uint64 -> balanced limbs (a0, a1, a2) with a = a0 + a1 2^22 + a2 2^42 (signed a)."""
+    v = np.int64(u)
+    h22 = np.int64(1) << np.int64(21)
+    m22 = (np.int64(1) << np.int64(22)) - np.int64(1)
+    h20 = np.int64(1) << np.int64(19)
+    m20 = (np.int64(1) << np.int64(20)) - np.int64(1)
+    a0 = ((v + h22) & m22) - h22
+    v = (v - a0) >> np.int64(22)
+    a1 = ((v + h20) & m20) - h20
+    a2 = (v - a1) >> np.int64(20)
+    return a0, a1, a2
+
+
+@nb.njit(parallel=True, cache=True)
+def _split64_rows(a, out):
+    """a: (B, M, K) uint64 -> out: (B, M, 4K) float64 = [a0 | a2 | a1 | a0 + a1]."""
+    B, M, K = a.shape
+    for bm in nb.prange(B * M):
+        b = bm // M
+        m = bm % M
+        for kk in range(K):
+            a0, a1, a2 = _split64(a[b, m, kk])
+            out[b, m, kk] = np.float64(a0)
+            out[b, m, K + kk] = np.float64(a2)
+            out[b, m, 2 * K + kk] = np.float64(a1)
+            out[b, m, 3 * K + kk] = np.float64(a0 + a1)
+
+
+@nb.njit(parallel=True, cache=True)
+def _split64_cols(a, out):
+    """a: (B, K, N) uint64 -> out: (B, 4K, N) float64 = [b2; b0; b1; b0 + b1]."""
+    B, K, N = a.shape
+    for bk in nb.prange(B * K):
+        b = bk // K
+        kk = bk % K
+        for n in range(N):
+            b0, b1, b2 = _split64(a[b, kk, n])
+            out[b, kk, n] = np.float64(b2)
+            out[b, K + kk, n] = np.float64(b0)
+            out[b, 2 * K + kk, n] = np.float64(b1)
+            out[b, 3 * K + kk, n] = np.float64(b0 + b1)
+
+
+@nb.njit(parallel=True, cache=True)
+def _recombine64(p, acc):
+    """acc += P00 + (Pk - P00 - P11) 2^22 + D2 2^42 + P11 2^44   (mod 2^64).
+
+    ``p`` is (4, n) float64 holding [D2 = a0 b2 + a2 b0, P00, P11, Pk]; every entry is an
+    exact integer of magnitude <= 2^53, so the int64 conversions are exact.
+    """
+    n = acc.size
+    for i in nb.prange(n):
+        d2 = np.int64(p[0, i])
+        p00 = np.int64(p[1, i])
+        p11 = np.int64(p[2, i])
+        pk = np.int64(p[3, i])
+        s = (np.uint64(p00) + (np.uint64(pk - p00 - p11) << np.uint64(22))
+             + (np.uint64(d2) << np.uint64(42)) + (np.uint64(p11) << np.uint64(44)))
+        acc[i] += s
+
+
+def _matmul64_karatsuba(A: np.ndarray, Bm: np.ndarray) -> np.ndarray:
+    """Exact Z_2^64 matmul of batched (Bt, M, K) @ (Bt, K, N) uint64 arrays.
+
+    Signed representatives are split as ``a = a0 + a1 2^22 + a2 2^42`` with balanced
+    ``|a0| <= 2^21``, ``|a1| <= 2^19`` and ``|a2| <= 2^21``.  Modulo 2^64 only
+    ``a0 b0 + (a0 b1 + a1 b0) 2^22 + (a0 b2 + a2 b0) 2^42 + a1 b1 2^44`` matters (``a1 b2``
+    and ``a2 b1`` carry weight 2^64), and Karatsuba gives the 2^22 term as
+    ``(a0 + a1)(b0 + b1) - a0 b0 - a1 b1``: four GEMM calls worth five float64 GEMMs
+    (``[a0 a2] @ [b2; b0]`` counts twice) instead of the schoolbook six.  Per inner index the
+    largest terms are ``|a0 b2 + a2 b0| <= 2^43`` and ``|(a0+a1)(b0+b1)| <= 1.5625 * 2^42``, so
+    every sum is an exact float64 integer for ``K <= 1024`` (``KARATSUBA64_KMAX``); larger K is
+    chunked and the chunks are accumulated modulo 2^64.
+    """
+    Bt, M, K = A.shape
+    N = Bm.shape[2]
+    acc = np.zeros((Bt, M, N), np.uint64)
+    if K == 0:
+        return acc
+    nchunks = math.ceil(K / KARATSUBA64_KMAX)
+    kc = math.ceil(K / nchunks)
+    p = np.empty((4, Bt, M, N), np.float64)
+    for c0 in range(0, K, kc):
+        Ac = A[:, :, c0:c0 + kc]
+        Bc = Bm[:, c0:c0 + kc, :]
+        k = Ac.shape[2]
+        Af = np.empty((Bt, M, 4 * k), np.float64)
+        Bf = np.empty((Bt, 4 * k, N), np.float64)
+        _split64_rows(np.ascontiguousarray(Ac), Af)
+        _split64_cols(np.ascontiguousarray(Bc), Bf)
+        np.matmul(Af[:, :, 0:2 * k], Bf[:, 0:2 * k, :], out=p[0])          # a0 b2 + a2 b0
+        np.matmul(Af[:, :, 0:k], Bf[:, k:2 * k, :], out=p[1])              # a0 b0
+        np.matmul(Af[:, :, 2 * k:3 * k], Bf[:, 2 * k:3 * k, :], out=p[2])  # a1 b1
+        np.matmul(Af[:, :, 3 * k:], Bf[:, 3 * k:, :], out=p[3])            # (a0+a1)(b0+b1)
+        _recombine64(p.reshape(4, -1), acc.reshape(-1))
+    return acc
+
+
 def _as_batched(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a.reshape((-1,) + a.shape[-2:]))
 
@@ -370,6 +479,8 @@ class CPUBackend:
         M, K = A.shape[1:]
         N = Bm.shape[2]
         out_dtype = a.dtype
+        if q == 0 and bits == 64:
+            return _matmul64_karatsuba(A, Bm).reshape(batch + (M, N))
         plan = limb_plan(bits, q)
         acc = np.zeros((A.shape[0], M, N), np.uint64)
         if K == 0:
