@@ -78,3 +78,15 @@ def test_matmul_shape_errors(rng):
         Z2_64.matmul(a, rand(Z2_64, rng, 4))
     with pytest.raises(ValueError, match="broadcast"):
         Z2_64.matmul(rand(Z2_64, rng, (2, 3, 4)), rand(Z2_64, rng, (3, 4, 2)))
+
+
+@pytest.mark.parametrize("q", [501337, (1 << 40) + 15, (1 << 61) - 1], ids=str)
+def test_zq_matmul_at_and_past_its_plan_limit(q, rng):
+    plan = limb_plan(64, q)
+    ring = Zq(q)
+    for k in (plan.kmax, plan.kmax + 1):
+        a = rand(ring, rng, (1, k))
+        b = rand(ring, rng, (k, 2))
+        a[0, : k // 2] = (q - 1) // 2  # largest-magnitude signed representatives
+        b[: k // 2, 0] = (q + 1) // 2
+        np.testing.assert_array_equal(as_int(ring.matmul(a, b)), ref_matmul(a, b, q))

@@ -153,8 +153,10 @@ def limb_plan(bits: int, q: int = 0) -> LimbPlan:
         maxabs = 1 << (bits - 1)
         ndiag = nlimbs
     else:
-        nlimbs, width = 3, 22
+        width = 22
         maxabs = (q - 1) // 2
+        # as few limbs as the modulus needs: one for q < 2^23 (e.g. 501337), three for 62 bits
+        nlimbs = max(1, -(-(maxabs.bit_length() + 1) // width))
         ndiag = 2 * nlimbs - 1
     half = 1 << (width - 1)
     # top limb: (a - low limbs) / 2^(w(L-1)), |low limbs| <= half * (2^(w(L-1)) - 1)/(2^w - 1)
