@@ -16,7 +16,7 @@
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #define HC_HD __host__ __device__ __forceinline__
 #else
-#define HC_HD static inline
+#define HC_HD inline
 #endif
 
 typedef unsigned long long hc_u64;
