@@ -242,8 +242,8 @@ class ArrayFeed(SiteFeed):
         return self._flat[start:stop]
 
     def check_finite(self) -> int | None:
-        if self._flat.dtype.kind != "f":
-            return None
+        if self._flat.dtype.kind != "f" or math.isfinite(float(np.sum(self._flat, dtype=np.float64))):
+            return None  # a finite sum has no NaN/Inf terms (one pass, no temporary)
         bad = ~np.isfinite(self._flat)
         return int(np.argmax(bad)) if bad.any() else None
 
