@@ -26,15 +26,21 @@ aggregators hold partial sums for at most ``memory_budget`` bytes of parameters 
 (a *window*), so models of 10^7 parameters aggregate within bounded memory.
 
 Numeric contract
-    * ``smpc``: a site's weighted update ``w_i * u_i`` is encoded as
-      ``rint(x * 2^frac_bits)`` in the ring (Z_2^64 by default, ``frac_bits=24``).  Sums of
-      ring elements are exact, so the only error is the encoding rounding: at most
-      ``n_sites * 2^-(frac_bits+1)`` absolute in the sum (3e-8 per site at the default).
-      Each site must satisfy ``|w_i u_i| < max_abs / n_sites`` (``max_abs = 2^39`` at the
-      default), which guarantees that the sum cannot wrap around the ring; a larger value
-      raises :class:`UpdateError` naming the site.
-    * ``ckks``: the approximate-arithmetic error of CKKS (around ``2^-20`` relative to
-      ``2^scale_bits`` for the default parameters, times the number of sites).
+    * Weighting happens on each site: for a sum, site i protects ``w_i * u_i``; for a mean,
+      ``(w_i / W) * u_i`` where ``W`` is the total weight of the sites that announced an
+      update.  The owner rescales the revealed total by ``W / W_counted``, which is exact
+      whichever sites are counted.
+    * Range: site i may use a share ``b_i`` of the method's range ``max_abs`` with
+      ``sum b_i = max_abs`` (``b_i = max_abs * w_i / W`` for a mean, ``max_abs / n`` for a
+      sum) and must satisfy ``|contribution| < b_i``; otherwise :class:`UpdateError` names
+      the site.  So the total can never wrap around the ring or overflow CKKS decoding.
+    * ``smpc``: contributions are encoded as ``rint(x * 2^frac_bits)`` in the ring (Z_2^64,
+      ``frac_bits=24`` by default: ``max_abs = 2^39``).  Sums of ring elements are exact,
+      so the only error is the encoding rounding: at most ``2^-(frac_bits+1)`` per site
+      (3e-8) before the mean's rescaling.
+    * ``ckks``: ``max_abs = 2^(bits(q_0) - scale_bits - 2)`` (2^18 for ``[60, 40, 40, 60]``
+      at scale 2^40) and the approximate-arithmetic error of CKKS (fresh-encryption noise
+      divided by the scale, around 1e-7 at scale 2^40, times the number of sites).
     * The result is ``float64``; with ``mean=True`` the sum is divided by the total weight
       of the sites actually counted.
 
@@ -378,6 +384,7 @@ class _Client:
     def __init__(self, agg: "SecureAggregator", site: str):
         self.agg = agg
         self.site = site
+        self.bound = float("inf")  # this site's share of the method's range, set per round
 
     def start_round(self, round_no: int) -> list[tuple[str, str, Any, int]]:
         return []
@@ -452,7 +459,7 @@ class _SMPCClient(_Client):
     def protect(self, chunk: int, x: Any):
         a = self.agg
         xp = a._be.xp
-        enc = _encode_fixed(xp, x, a.ring, a._scale, a._site_bound_int, self.site)
+        enc = _encode_fixed(xp, x, a.ring, a._scale, self.bound * a._scale, self.site)
         msgs = []
         masked = enc
         for j in range(len(a.aggregator_names)):
@@ -519,9 +526,11 @@ class _CKKSClient(_Client):
             hi, lo = float(v.max()), float(v.min())
             if not (math.isfinite(hi) and math.isfinite(lo)):
                 raise UpdateError(self.site, "update contains NaN or Inf")
-            if max(hi, -lo) >= a._ckks_site_bound:
+            if max(hi, -lo) >= self.bound:
                 raise UpdateError(self.site, f"update value of magnitude {max(hi, -lo):.6g} (after weighting) "
-                                             f"exceeds the CKKS per-site bound {a._ckks_site_bound:.6g}")
+                                             f"exceeds this site's CKKS range {self.bound:.6g} (the parameters "
+                                             f"allow |total| < {a._ckks_max_abs:.6g}; use a larger first prime or "
+                                             f"a smaller scale_bits, or rescale the update)")
         rows = -(-v.size // self.slots)
         mat = np.zeros((rows, self.slots), np.float64)
         mat.reshape(-1)[:v.size] = v
@@ -737,14 +746,18 @@ class SecureAggregator:
                 raise UpdateError(s, f"update contains NaN or Inf (first at flat index {bad})")
         active = [s for s in sites if s in feeds]
         self._check_enough(active, dropped, None)
-        n_sites_bound = len(active)
         P = spec.size
 
-        # per-site range bounds (so the sum of all responding sites cannot overflow)
-        if self.method == "smpc":
-            self._site_bound_int = float(self.ring.modulus // 2) / n_sites_bound
-        elif self.method == "ckks":
-            self._ckks_site_bound = self._ckks_max_abs / n_sites_bound
+        # Weighting done on each site before protection.  For a mean, site i multiplies by
+        # w_i / W (W: total weight of the sites that announced), so contributions are at
+        # most |u_i|; the owner multiplies the revealed total by W / W_counted, which is
+        # exact whichever sites drop out.  Range: site i may use a share b_i of the
+        # method's range with sum(b_i) = max_abs (b_i = max_abs * w_i / W for a mean,
+        # max_abs / n for a sum), so the total can never wrap or overflow.
+        w_announced = float(sum(w[s] for s in active))
+        factor = {s: (w[s] / w_announced if mean else w[s]) for s in active}
+        max_abs = self._max_abs()
+        budget = {s: (max_abs * w[s] / w_announced if mean else max_abs / len(active)) for s in active}
 
         # 2. clients (site side) and nodes (aggregator side)
         index = {s: i for i, s in enumerate(sites)}
@@ -752,6 +765,7 @@ class SecureAggregator:
         for s in active:
             c = clients.get(s) if clients else None
             cl[s] = c if c is not None else self.client(s, index=index[s])
+            cl[s].bound = budget[s]
         nodes = self._nodes()
         sent = {s: 0 for s in sites}
         for node in nodes:
@@ -782,7 +796,7 @@ class SecureAggregator:
                             x = feeds[s].read(a, b)
                         except SiteDropout as exc:
                             raise _Dropped(s, c) from exc
-                        x = self._weighted(x, w[s], s)
+                        x = self._weighted(x, factor[s])
                         msgs = cl[s].protect(c, x)
                         self._deliver(rnd, s, c, msgs, nodes, sent, n=b - a)
             except _Dropped as d:
@@ -807,8 +821,8 @@ class SecureAggregator:
 
         # 4. normalise over the sites actually counted
         total_w = float(sum(w[s] for s in active))
-        if mean:
-            out /= total_w
+        if mean and total_w != w_announced:
+            out *= w_announced / total_w
         value = spec.unflatten(out)
         return AggregationResult(
             value=value, sites=tuple(active), dropped=tuple(dropped), method=self.method, mean=bool(mean),
@@ -843,9 +857,17 @@ class SecureAggregator:
                 f"only {len(active)} site(s) left ({', '.join(active) or 'none'}; dropped: "
                 f"{', '.join(dropped) or 'none'}), fewer than min_sites={self.min_sites}", site, active)
 
-    def _weighted(self, x: Any, w: float, site: str) -> Any:
+    def _max_abs(self) -> float:
+        """Largest |total| the method represents (fixed-point range, CKKS decoding range)."""
+        if self.method == "smpc":
+            return float(self.fixed.max_abs)
+        if self.method == "ckks":
+            return self._ckks_max_abs
+        return float("inf")
+
+    def _weighted(self, x: Any, w: float) -> Any:
         xp = self._be.xp
-        if self.method in ("smpc", "plaintext"):
+        if self.method != "ckks":
             x = self._be.asarray(x)
         if w == 1.0:
             return x
@@ -940,11 +962,15 @@ class _Dropped(Exception):
 
 
 def _ckks_default_max_abs(ctx: Any) -> float:
-    """A conservative bound on |total| for CKKS: 2^(bits of the smallest data prime - scale bits - 2)."""
+    """Conservative bound on |total| for CKKS: ``2^(bits(q_0) - scale_bits - 2)``.
+
+    The result must decode at level 0 (modulus q_0), which holds values with
+    ``|x| * 2^scale_bits < q_0 / 2``; one more bit is kept for the noise.
+    """
     params = getattr(ctx, "params", None)
     try:
         bits = list(params.coeff_mod_bits)
         scale_bits = int(params.scale_bits)
-        return float(2.0 ** max(1, min(bits[:-1] or bits) - scale_bits - 2))
-    except Exception:
+    except Exception:  # pragma: no cover - depends on the HE layer
         return float(2 ** 10)
+    return float(2.0 ** max(0, bits[0] - scale_bits - 2))

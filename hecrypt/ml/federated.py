@@ -9,8 +9,8 @@ ever seen in the clear by anyone but that site (``method="smpc"`` or ``"ckks"``)
 
 The model is multinomial logistic regression (softmax; two classes for a binary task) in
 numpy.  Feature standardisation statistics are themselves computed by secure aggregation
-of per-site ``(n, sum x, sum x^2)`` (:func:`federated_standardize`), so no site reveals its
-feature statistics either.
+(:func:`federated_standardize`: a secure mean, then a secure mean of squared deviations),
+so no site reveals its feature statistics either.
 
 A failed round (a dropout that cannot be excluded, too few sites) leaves the global model
 unchanged and is recorded in the history with its reason.
@@ -156,21 +156,26 @@ def load_breast_cancer_data(seed: int = 0, test_size: float = 0.25) -> tuple[np.
 
 
 def federated_standardize(site_X: Mapping[str, np.ndarray], aggregator: SecureAggregator
-                          ) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Global feature mean and standard deviation from a secure sum of ``(n, sum x, sum x^2)``.
+                          ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Global feature mean and standard deviation by two secure means (weights: sample counts).
 
-    Only the totals are revealed (to the model owner).  Returns ``(mean, std, result)``;
-    features with zero variance get ``std = 1``.  Accuracy: the fixed-point/CKKS error of
-    the sums, relative to their magnitude (about 1e-8 for smpc at the defaults).
+    Round 1 reveals only the global mean ``mu`` of each feature; round 2 only the global
+    mean of ``(x - mu)^2 / (mu^2 + 1)`` (a public per-feature rescaling that keeps the
+    values small for the CKKS range), from which the variance follows.  No site's
+    statistics are revealed.  Returns ``(mean, std, [result1, result2])``; features with
+    zero variance get ``std = 1``.  Raw feature means must fit the method's range
+    (|mean| < 2^18 / sites for CKKS at the n8192 preset).
     """
-    ups = {s: [np.array([float(len(X))]), X.sum(axis=0), (X * X).sum(axis=0)] for s, X in site_X.items()}
-    res = aggregator.sum(ups)
-    n, s1, s2 = res.value
-    mean = s1 / n[0]
-    var = np.maximum(s2 / n[0] - mean * mean, 0.0)
+    counts = {s: float(len(X)) for s, X in site_X.items()}
+    r1 = aggregator.mean({s: X.mean(axis=0) for s, X in site_X.items()}, weights=counts)
+    mu = np.asarray(r1.value, dtype=np.float64)
+    div = mu * mu + 1.0
+    cnt2 = {s: counts[s] for s in r1.sites}
+    r2 = aggregator.mean({s: (((site_X[s] - mu) ** 2).mean(axis=0) / div) for s in r1.sites}, weights=cnt2)
+    var = np.maximum(np.asarray(r2.value) * div, 0.0)
     std = np.sqrt(var)
     std[std < 1e-12] = 1.0
-    return mean, std, res
+    return mu, std, [r1, r2]
 
 
 # ----------------------------------------------------------------------------------------
@@ -354,6 +359,7 @@ def train_federated(X_train: Any, y_train: Any, X_test: Any, y_test: Any, *, met
 
     # 0. secure standardisation statistics
     mu, sd, res0 = federated_standardize({s: d[0] for s, d in site_data.items()}, aggregator)
+    setup_bytes = sum(r.mean_bytes_per_site for r in res0)
     site_data = {s: ((Xs - mu) / sd, ys) for s, (Xs, ys) in site_data.items()}
     Xt = (Xt - mu) / sd
 
@@ -364,7 +370,7 @@ def train_federated(X_train: Any, y_train: Any, X_test: Any, y_test: Any, *, met
         rounds=rounds, local_epochs=local_epochs, lr=lr, n_sites=len(parts), split=split, alpha=alpha,
         batch_size=batch_size, weighted=weighted, dropout_rate=dropout_rate, seed=seed,
         site_sizes={s: int(c) for s, c in counts.items()}))
-    hist.setup_bytes_per_site = res0.mean_bytes_per_site
+    hist.setup_bytes_per_site = setup_bytes
     site_rng = {s: np.random.default_rng([seed, i]) for i, s in enumerate(names)}
     drop_rng = np.random.default_rng([seed, 7919])
 
