@@ -5,7 +5,8 @@
 //   ring      limbs L  width W  diagonals D   signed representative
 //   Z_2^64    3        22       3             int64 view
 //   Z_2^32    2        16       2             int32 view
-//   Z_q       3        22       5             u > (q-1)/2 ? u - q : u   (odd q < 2^62)
+//   Z_q       1,2,3    22       2L-1          u > (q-1)/2 ? u - q : u   (odd q < 2^62; L is the
+//                                                                           fewest limbs q needs)
 //
 // split_rows_*    : A[b, m, c0 + kk] (row stride lda = K, batch stride sa; kk < kc)
 //                   -> out[b, m, i*kc + kk], limbs i = 0 .. L-1        (out: (B, M, L*kc))
@@ -91,12 +92,23 @@ extern "C" __global__ void split_rows_u32(const u32* A, double* out, long long n
                                           long long sa, long long c0, long long kc) {
     split_rows<2, 16>(SignedU32(), A, out, nb, M, K, sa, c0, kc);
 }
-extern "C" __global__ void split_rows_zq(const u64* A, double* out, long long nb, long long M, long long K,
-                                         long long sa, long long c0, long long kc, u64 q) {
-    SignedZq sg;
-    sg.q = q;
-    split_rows<3, 22>(sg, A, out, nb, M, K, sa, c0, kc);
-}
+#define HC_SPLIT_ZQ(L)                                                                                 \
+    extern "C" __global__ void split_rows_zq##L(const u64* A, double* out, long long nb, long long M,        \
+                                               long long K, long long sa, long long c0, long long kc, u64 q) { \
+        SignedZq sg;                                                                                     \
+        sg.q = q;                                                                                        \
+        split_rows<L, 22>(sg, A, out, nb, M, K, sa, c0, kc);                                             \
+    }                                                                                                    \
+    extern "C" __global__ void split_cols_zq##L(const u64* B, double* out, long long nb, long long N,        \
+                                               long long sb, long long c0, long long kc, u64 q) {          \
+        SignedZq sg;                                                                                     \
+        sg.q = q;                                                                                        \
+        split_cols<L, 22>(sg, B, out, nb, N, sb, c0, kc);                                                \
+    }
+// Z_q uses as few 22-bit limbs as the modulus needs (limb_plan): L = 1, 2 or 3.
+HC_SPLIT_ZQ(1)
+HC_SPLIT_ZQ(2)
+HC_SPLIT_ZQ(3)
 extern "C" __global__ void split_cols_u64(const u64* B, double* out, long long nb, long long N, long long sb,
                                           long long c0, long long kc) {
     split_cols<3, 22>(SignedU64(), B, out, nb, N, sb, c0, kc);
@@ -105,13 +117,6 @@ extern "C" __global__ void split_cols_u32(const u32* B, double* out, long long n
                                           long long c0, long long kc) {
     split_cols<2, 16>(SignedU32(), B, out, nb, N, sb, c0, kc);
 }
-extern "C" __global__ void split_cols_zq(const u64* B, double* out, long long nb, long long N, long long sb,
-                                         long long c0, long long kc, u64 q) {
-    SignedZq sg;
-    sg.q = q;
-    split_cols<3, 22>(sg, B, out, nb, N, sb, c0, kc);
-}
-
 // diags: (D, n) contiguous float64; acc: n ring elements, updated in place.
 extern "C" __global__ void recombine_pow2_u64(const double* diags, u64* acc, long long n) {
     recombine_pow2<u64, 3, 22>(diags, acc, n);
@@ -119,13 +124,16 @@ extern "C" __global__ void recombine_pow2_u64(const double* diags, u64* acc, lon
 extern "C" __global__ void recombine_pow2_u32(const double* diags, u32* acc, long long n) {
     recombine_pow2<u32, 2, 16>(diags, acc, n);
 }
+// Z_q: D = 2L - 1 diagonals (1, 3 or 5); pow_d for d >= D is ignored.
 extern "C" __global__ void recombine_zq(const double* __restrict__ diags, u64* __restrict__ acc, long long n,
-                                        u64 q, u64 mu, u64 k, u64 p0, u64 p1, u64 p2, u64 p3, u64 p4) {
+                                        int D, u64 q, u64 mu, u64 k, u64 p0, u64 p1, u64 p2, u64 p3, u64 p4) {
     const u64 pw[5] = {p0, p1, p2, p3, p4};
     HC_GRID_STRIDE(i, n) {
         u64 s = acc[i];
 #pragma unroll
-        for (int d = 0; d < 5; ++d) s = hc_addmod(s, hc_recombine_zq_term(diags[d * n + i], pw[d], q, mu, k), q);
+        for (int d = 0; d < 5; ++d) {
+            if (d < D) s = hc_addmod(s, hc_recombine_zq_term(diags[d * n + i], pw[d], q, mu, k), q);
+        }
         acc[i] = s;
     }
 }
