@@ -71,7 +71,7 @@ def kernel_source_dir() -> Path | None:
         d = _k.kernel_source_dir()
         if d is not None:
             return Path(d)
-    except (ImportError, AttributeError):
+    except Exception:  # noqa: BLE001 - ImportError, or KernelError when no sources are found
         pass
     pkg = Path(__file__).resolve().parent
     for cand in (pkg / "_kernels", pkg.parent / "kernels"):
@@ -211,7 +211,17 @@ def format_info(d: dict[str, Any]) -> str:
             lines.append(f"  GPU           {g}")
     k = d["kernels"]
     lines.append(f"  kernels       {k['source_dir'] or 'NOT FOUND'}  ({len(k['sources'])} .cu sources)")
-    lines.append(f"  prebuilt      {_fmt_val(k['prebuilt'])}")
+    pb = k["prebuilt"]
+    if isinstance(pb, dict) and isinstance(pb.get("modules"), dict):
+        found = sum(1 for v in pb["modules"].values() if str(v).startswith("fatbin"))
+        lines.append(f"  prebuilt      {found} of {len(pb['modules'])} modules have a prebuilt fatbin"
+                     f" (searched: {_fmt_val(pb.get('searched'))})")
+        for mod, how in pb["modules"].items():
+            lines.append(f"    {mod:<18} {how}")
+        if pb.get("error"):
+            lines.append(f"    {pb['error']}")
+    else:
+        lines.append(f"  prebuilt      {_fmt_val(pb)}")
     for dev, rep in d["matmul_paths"].items():
         lines.append(f"  matmul ({dev}):")
         if isinstance(rep, dict):
