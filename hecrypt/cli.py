@@ -98,13 +98,21 @@ def _kernels_info() -> dict[str, Any]:
 
 
 def _cpu_matmul_paths() -> dict[str, str]:
-    from .backend.cpu import limb_plan
+    """Which exact method the CPU backend uses per ring (its own report when it has one)."""
+    from .backend import cpu
 
+    rep = getattr(cpu, "matmul_path_report", None)
+    if callable(rep):
+        return rep()
     out = {}
     for name, bits, q in (("Z2_64", 64, 0), ("Z2_32", 32, 0), ("Zq(501337)", 64, 501337),
                           ("Zq(q<2^62)", 64, (1 << 62) - 57)):
-        p = limb_plan(bits, q)
-        out[name] = (f"float64 BLAS on {p.nlimbs} balanced {p.width}-bit limbs, {p.ndiag} diagonals "
+        if name == "Z2_64" and hasattr(cpu, "KARATSUBA64_KMAX"):
+            out[name] = ("float64 BLAS, Karatsuba on balanced 22/20/22-bit limbs (5 GEMM-equivalents), "
+                         f"exact for K <= {cpu.KARATSUBA64_KMAX} per chunk")
+            continue
+        p = cpu.limb_plan(bits, q)
+        out[name] = (f"float64 BLAS on {p.nlimbs} balanced {p.width}-bit limb(s), {p.ndiag} diagonal(s) "
                      f"({p.gemm_equivalents} GEMM-equivalents), exact for K <= {p.kmax} per chunk")
     return out
 
