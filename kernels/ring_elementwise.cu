@@ -30,10 +30,12 @@ __device__ __forceinline__ void ew_binary(const R r, const typename R::T* __rest
     HC_GRID_STRIDE(i, n) { out[i] = apply_op<R, OP>(r, a[i], b[i]); }
 }
 
-// out[i] = a[i] op s   (s a public scalar already reduced into the ring)
+// out[i] = a[i] op s[0]   (s: one public scalar in device memory, already reduced into the ring)
 template <class R, int OP>
 __device__ __forceinline__ void ew_scalar(const R r, const typename R::T* __restrict__ a,
-                                          typename R::T s, typename R::T* __restrict__ out, long long n) {
+                                          const typename R::T* __restrict__ sp, typename R::T* __restrict__ out,
+                                          long long n) {
+    const typename R::T s = sp[0];
     HC_GRID_STRIDE(i, n) { out[i] = apply_op<R, OP>(r, a[i], s); }
 }
 
@@ -72,19 +74,22 @@ __device__ __forceinline__ void ax_sum_strided(const R r, const typename R::T* _
     }
 }
 
-// Row sums of a flat array split into rows of C elements (the last row may be shorter:
-// `total` elements in all): one block per row, block-wide tree reduction.  blockDim.x must
-// be a power of two <= 1024.
+// Chunked row sums of a contiguous (rows, C) array: block `t` of rows*nchunks sums chunk
+// t % nchunks of row t / nchunks (chunk elements, the last one shorter) into out[t], where
+// nchunks = ceil(C / chunk).  chunk >= C gives plain row sums; a second call on the
+// (rows, nchunks) partials finishes long rows.  blockDim.x must be a power of two <= 1024.
 template <class R>
 __device__ __forceinline__ void ax_sum_rows(const R r, const typename R::T* __restrict__ a,
                                             typename R::T* __restrict__ out, long long rows, long long C,
-                                            long long total) {
+                                            long long chunk) {
     typedef typename R::T T;
     __shared__ T buf[1024];
-    for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
-        const long long start = row * C;
-        long long end = start + C;
-        if (end > total) end = total;
+    const long long nchunks = (C + chunk - 1) / chunk;
+    for (long long t = blockIdx.x; t < rows * nchunks; t += gridDim.x) {
+        const long long row = t / nchunks, ci = t - row * nchunks;
+        const long long start = row * C + ci * chunk;
+        long long end = start + chunk;
+        if (end > row * C + C) end = row * C + C;
         T s = (T)0;
         for (long long i = start + threadIdx.x; i < end; i += blockDim.x) s = r.add(s, a[i]);
         buf[threadIdx.x] = s;
@@ -93,7 +98,7 @@ __device__ __forceinline__ void ax_sum_rows(const R r, const typename R::T* __re
             if (threadIdx.x < w) buf[threadIdx.x] = r.add(buf[threadIdx.x], buf[threadIdx.x + w]);
             __syncthreads();
         }
-        if (threadIdx.x == 0) out[row] = buf[0];
+        if (threadIdx.x == 0) out[t] = buf[0];
         __syncthreads();
     }
 }
@@ -127,19 +132,19 @@ typedef unsigned int u32;
                                             HC_RING_T_##SFX* out, long long n HC_RING_ARGS_##SFX) { \
         HC_RING_MAKE_##SFX ew_binary<decltype(r), OP_MUL>(r, a, b, out, n);                      \
     }                                                                                           \
-    extern "C" __global__ void ew_adds_##SFX(const HC_RING_T_##SFX* a, HC_RING_T_##SFX s,         \
+    extern "C" __global__ void ew_adds_##SFX(const HC_RING_T_##SFX* a, const HC_RING_T_##SFX* s,         \
                                              HC_RING_T_##SFX* out, long long n HC_RING_ARGS_##SFX) { \
         HC_RING_MAKE_##SFX ew_scalar<decltype(r), OP_ADD>(r, a, s, out, n);                      \
     }                                                                                           \
-    extern "C" __global__ void ew_subs_##SFX(const HC_RING_T_##SFX* a, HC_RING_T_##SFX s,         \
+    extern "C" __global__ void ew_subs_##SFX(const HC_RING_T_##SFX* a, const HC_RING_T_##SFX* s,         \
                                              HC_RING_T_##SFX* out, long long n HC_RING_ARGS_##SFX) { \
         HC_RING_MAKE_##SFX ew_scalar<decltype(r), OP_SUB>(r, a, s, out, n);                      \
     }                                                                                           \
-    extern "C" __global__ void ew_rsubs_##SFX(const HC_RING_T_##SFX* a, HC_RING_T_##SFX s,        \
+    extern "C" __global__ void ew_rsubs_##SFX(const HC_RING_T_##SFX* a, const HC_RING_T_##SFX* s,        \
                                               HC_RING_T_##SFX* out, long long n HC_RING_ARGS_##SFX) { \
         HC_RING_MAKE_##SFX ew_scalar<decltype(r), OP_RSUB>(r, a, s, out, n);                     \
     }                                                                                           \
-    extern "C" __global__ void ew_muls_##SFX(const HC_RING_T_##SFX* a, HC_RING_T_##SFX s,         \
+    extern "C" __global__ void ew_muls_##SFX(const HC_RING_T_##SFX* a, const HC_RING_T_##SFX* s,         \
                                              HC_RING_T_##SFX* out, long long n HC_RING_ARGS_##SFX) { \
         HC_RING_MAKE_##SFX ew_scalar<decltype(r), OP_MUL>(r, a, s, out, n);                      \
     }                                                                                           \
@@ -158,8 +163,8 @@ typedef unsigned int u32;
     }                                                                                           \
     extern "C" __global__ void ax_sum_rows_##SFX(const HC_RING_T_##SFX* a, HC_RING_T_##SFX* out,  \
                                                  long long rows, long long C,                     \
-                                                 long long total HC_RING_ARGS_##SFX) {            \
-        HC_RING_MAKE_##SFX ax_sum_rows<decltype(r)>(r, a, out, rows, C, total);                  \
+                                                 long long chunk HC_RING_ARGS_##SFX) {            \
+        HC_RING_MAKE_##SFX ax_sum_rows<decltype(r)>(r, a, out, rows, C, chunk);                  \
     }
 
 HC_DEFINE_RING(u64)

@@ -1,0 +1,427 @@
+"""The GPU kernels' arithmetic, verified on the CPU.
+
+Every kernel in ``kernels/*.cu`` is a thin loop around ``__host__ __device__`` helpers in
+``kernels/common/*.cuh`` (128-bit products, Barrett reduction, 128/192-bit reductions, ring
+functors, truncation, balanced-limb split and recombination, the 192-bit matmul accumulator,
+the ChaCha20 block).  Here those headers are compiled into a small host shared library (with
+g++ and with nvcc when present) and called through ctypes on fresh random inputs; results
+are compared bit for bit with Python integers, CPUBackend's Numba kernels, the
+``cryptography`` package's ChaCha20 and the RFC 8439 test vector.  On the host ``__umul64hi``
+is replaced by the equivalent ``unsigned __int128`` product; everything above it is the same
+source the GPU runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hecrypt.backend import cpu
+from hecrypt.backend.cpu import CPUBackend, limb_plan
+from hecrypt.backend.modarith import barrett, two64_mod
+
+KDIR = Path(__file__).resolve().parents[1] / "kernels"
+
+WRAPPER = r"""
+#include "common/ring.cuh"
+#include "common/chacha20.cuh"
+typedef hc_u64 u64;
+typedef long long i64;
+#define EXPORT extern "C"
+
+EXPORT void t_mul128(const u64* a, const u64* b, u64* lo, u64* hi, i64 n) {
+    for (i64 i = 0; i < n; ++i) lo[i] = hc_mul128(a[i], b[i], &hi[i]);
+}
+EXPORT void t_barrett(const u64* hi, const u64* lo, u64* out, i64 n, u64 q, u64 mu, u64 k) {
+    for (i64 i = 0; i < n; ++i) out[i] = hc_barrett_reduce(hi[i], lo[i], q, mu, k);
+}
+EXPORT void t_zq_ops(const u64* a, const u64* b, u64* add, u64* sub, u64* neg, u64* mul, i64 n,
+                     u64 q, u64 mu, u64 k) {
+    RingZq r; r.q = q; r.mu = mu; r.k = k;
+    for (i64 i = 0; i < n; ++i) {
+        add[i] = r.add(a[i], b[i]); sub[i] = r.sub(a[i], b[i]);
+        neg[i] = r.neg(a[i]); mul[i] = r.mul(a[i], b[i]);
+    }
+}
+EXPORT void t_reduce_u128(const u64* lo, const u64* hi, u64* out, i64 n, u64 q, u64 mu, u64 k, u64 r64) {
+    for (i64 i = 0; i < n; ++i) out[i] = hc_reduce_u128(lo[i], hi[i], q, mu, k, r64);
+}
+EXPORT void t_reduce_u192(const u64* lo, const u64* hi, const u64* top, u64* out, i64 n, u64 q, u64 mu,
+                          u64 k, u64 r64, u64 r128) {
+    for (i64 i = 0; i < n; ++i) out[i] = hc_reduce_u192(lo[i], hi[i], top[i], q, mu, k, r64, r128);
+}
+EXPORT void t_i64_mod(const i64* v, u64* out, i64 n, u64 q) {
+    for (i64 i = 0; i < n; ++i) out[i] = hc_i64_mod(v[i], q);
+}
+/* dot products with the 192-bit lazy accumulator (the Z_q SIMT matmul inner loop) */
+EXPORT void t_dot_zq(const u64* a, const u64* b, i64 rows, i64 K, u64* out, u64* raw, u64 q, u64 mu,
+                     u64 k, u64 r64, u64 r128) {
+    for (i64 r = 0; r < rows; ++r) {
+        HcAcc192 s; hc_acc192_zero(s);
+        for (i64 j = 0; j < K; ++j) hc_acc192_fma(s, a[r * K + j], b[r * K + j]);
+        raw[3 * r] = s.lo; raw[3 * r + 1] = s.hi; raw[3 * r + 2] = s.top;
+        out[r] = hc_acc192_finish(s, q, mu, k, r64, r128);
+    }
+}
+/* one accumulator step from an arbitrary state (carry chains) */
+EXPORT void t_acc192_step(u64* state, const u64* a, const u64* b, i64 n) {
+    for (i64 i = 0; i < n; ++i) {
+        HcAcc192 s; s.lo = state[3 * i]; s.hi = state[3 * i + 1]; s.top = state[3 * i + 2];
+        hc_acc192_fma(s, a[i], b[i]);
+        state[3 * i] = s.lo; state[3 * i + 1] = s.hi; state[3 * i + 2] = s.top;
+    }
+}
+EXPORT void t_trunc_u64(const u64* a, u64* out, i64 n, unsigned f) {
+    for (i64 i = 0; i < n; ++i) out[i] = hc_trunc_u64(a[i], f);
+}
+EXPORT void t_trunc_u32(const hc_u32* a, hc_u32* out, i64 n, unsigned f) {
+    for (i64 i = 0; i < n; ++i) out[i] = hc_trunc_u32(a[i], f);
+}
+EXPORT void t_trunc_zq(const u64* a, u64* out, i64 n, unsigned f, u64 q) {
+    for (i64 i = 0; i < n; ++i) out[i] = hc_trunc_zq(a[i], f, q);
+}
+/* split one row of n elements into the (L*n) layout of CPUBackend._split_rows */
+template <int L, int W>
+static void split_row(const hc_i64* v, double* out, i64 n) {
+    for (i64 i = 0; i < n; ++i) {
+        double limbs[L];
+        hc_split_limbs<L, W>(v[i], limbs);
+        for (int j = 0; j < L; ++j) out[j * n + i] = limbs[j];
+    }
+}
+EXPORT void t_split(int ring, const void* in, double* out, i64 n, u64 q, int L) {
+    hc_i64* v = new hc_i64[n > 0 ? n : 1];
+    for (i64 i = 0; i < n; ++i) {
+        if (ring == 0) v[i] = hc_signed_u64(((const u64*)in)[i]);
+        else if (ring == 1) v[i] = hc_signed_u32(((const hc_u32*)in)[i]);
+        else v[i] = hc_signed_zq(((const u64*)in)[i], q);
+    }
+    if (ring == 0) split_row<3, 22>(v, out, n);
+    else if (ring == 1) split_row<2, 16>(v, out, n);
+    else if (L == 1) split_row<1, 22>(v, out, n);
+    else if (L == 2) split_row<2, 22>(v, out, n);
+    else split_row<3, 22>(v, out, n);
+    delete[] v;
+}
+EXPORT void t_recombine_pow2(const double* diags, int D, int W, u64* acc, i64 n) {
+    for (i64 i = 0; i < n; ++i) {
+        u64 s = acc[i];
+        for (int d = 0; d < D; ++d) s += hc_recombine_pow2_term(diags[d * n + i], W * d);
+        acc[i] = s;
+    }
+}
+EXPORT void t_recombine_zq(const double* diags, int D, const u64* pows, u64* acc, i64 n, u64 q, u64 mu,
+                           u64 k) {
+    for (i64 i = 0; i < n; ++i) {
+        u64 s = acc[i];
+        for (int d = 0; d < D; ++d) s = hc_addmod(s, hc_recombine_zq_term(diags[d * n + i], pows[d], q, mu, k), q);
+        acc[i] = s;
+    }
+}
+EXPORT void t_chacha20(const hc_u32* key8, const hc_u32* nonce3, u64 counter, i64 nblocks, hc_u32* out) {
+    HcChaChaKey key;
+    for (int i = 0; i < 8; ++i) key.k[i] = key8[i];
+    for (int i = 0; i < 3; ++i) key.n[i] = nonce3[i];
+    for (i64 b = 0; b < nblocks; ++b) hc_chacha20_block(key, counter + (u64)b, out + 16 * b);
+}
+"""
+
+_U64P = np.ctypeslib.ndpointer(np.uint64, flags="C_CONTIGUOUS")
+_U32P = np.ctypeslib.ndpointer(np.uint32, flags="C_CONTIGUOUS")
+_I64P = np.ctypeslib.ndpointer(np.int64, flags="C_CONTIGUOUS")
+_F64P = np.ctypeslib.ndpointer(np.float64, flags="C_CONTIGUOUS")
+_U, _L, _I = ctypes.c_uint64, ctypes.c_longlong, ctypes.c_int
+
+_SIGS = {
+    "t_mul128": [_U64P, _U64P, _U64P, _U64P, _L],
+    "t_barrett": [_U64P, _U64P, _U64P, _L, _U, _U, _U],
+    "t_zq_ops": [_U64P] * 6 + [_L, _U, _U, _U],
+    "t_reduce_u128": [_U64P, _U64P, _U64P, _L, _U, _U, _U, _U],
+    "t_reduce_u192": [_U64P] * 4 + [_L, _U, _U, _U, _U, _U],
+    "t_i64_mod": [_I64P, _U64P, _L, _U],
+    "t_dot_zq": [_U64P, _U64P, _L, _L, _U64P, _U64P, _U, _U, _U, _U, _U],
+    "t_acc192_step": [_U64P, _U64P, _U64P, _L],
+    "t_trunc_u64": [_U64P, _U64P, _L, ctypes.c_uint],
+    "t_trunc_u32": [_U32P, _U32P, _L, ctypes.c_uint],
+    "t_trunc_zq": [_U64P, _U64P, _L, ctypes.c_uint, _U],
+    "t_split": [_I, ctypes.c_void_p, _F64P, _L, _U, _I],
+    "t_recombine_pow2": [_F64P, _I, _I, _U64P, _L],
+    "t_recombine_zq": [_F64P, _I, _U64P, _U64P, _L, _U, _U, _U],
+    "t_chacha20": [_U32P, _U32P, _U, _L, _U32P],
+}
+
+COMPILERS = [c for c in ("g++", "nvcc") if shutil.which(c)]
+
+
+@pytest.fixture(scope="module", params=COMPILERS or [None])
+def lib(request, tmp_path_factory):
+    compiler = request.param
+    if compiler is None:
+        pytest.skip("neither g++ nor nvcc is installed")
+    d = tmp_path_factory.mktemp(f"devmath_{compiler.replace('+', 'p')}")
+    so = d / "libdevmath.so"
+    if compiler == "nvcc":
+        src = d / "wrapper.cu"
+        cmd = ["nvcc", "-O2", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", f"-I{KDIR}", "-o", str(so), str(src)]
+    else:
+        src = d / "wrapper.cpp"
+        cmd = ["g++", "-O2", "-std=c++17", "-shared", "-fPIC", "-Wall", "-Wno-unknown-pragmas", f"-I{KDIR}",
+               "-o", str(so), str(src)]
+    src.write_text(WRAPPER)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, f"{compiler} failed:\n{res.stderr}"
+    handle = ctypes.CDLL(str(so))
+    for name, argtypes in _SIGS.items():
+        getattr(handle, name).argtypes = argtypes
+        getattr(handle, name).restype = None
+    return handle
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(int.from_bytes(os.urandom(8), "little"))
+
+
+def _u64(rng, n, hi=1 << 64):
+    """n uniform integers in [0, hi) (hi <= 2^64) as uint64."""
+    if hi == 1 << 64:
+        return rng.integers(0, 1 << 64, size=n, dtype=np.uint64, endpoint=False)
+    return rng.integers(0, hi, size=n, dtype=np.uint64)
+
+
+def _moduli(rng):
+    """Edge moduli plus random odd moduli of random bit lengths (all < 2^62)."""
+    qs = [3, 5, 501337, (1 << 31) - 1, (1 << 32) + 15, (1 << 61) - 1, (1 << 62) - 57, (1 << 62) - 1 - 2]
+    for bits in rng.integers(3, 63, size=6):
+        qs.append(int(rng.integers(1 << (int(bits) - 1), 1 << int(bits))) | 1)
+    return [q for q in qs if 3 <= q < (1 << 62) and q % 2 == 1]
+
+
+def _edge_u64(q=None):
+    vals = [0, 1, 2, (1 << 63) - 1, 1 << 63, (1 << 64) - 1, (1 << 64) - 2, 1 << 32, (1 << 32) - 1]
+    if q is not None:
+        vals = [0, 1, q - 1, q - 2, (q - 1) // 2, (q + 1) // 2, q // 3]
+        vals = [v for v in vals if 0 <= v < q]
+    return np.array(vals, np.uint64)
+
+
+# --------------------------------------------------------------------------------------
+def test_mul128_matches_python(lib, rng):
+    a = np.concatenate([_u64(rng, 4000), _edge_u64()])
+    b = np.concatenate([_u64(rng, 4000), _edge_u64()[::-1]])
+    lo, hi = np.empty_like(a), np.empty_like(a)
+    lib.t_mul128(a, b, lo, hi, a.size)
+    for x, y, l_, h_ in zip(a.tolist(), b.tolist(), lo.tolist(), hi.tolist()):
+        assert (h_ << 64) | l_ == x * y
+
+
+def test_barrett_reduce_full_range(lib, rng):
+    """hc_barrett_reduce(x) == x mod q for every x < 2^(2k) (random and extreme x)."""
+    for q in _moduli(rng):
+        qq, mu, k = barrett(q)
+        top = 1 << (2 * k)
+        xs = [int.from_bytes(os.urandom(16), "little") % top for _ in range(600)]
+        xs += [top - 1, top - 2, q * q - 1, (q - 1) ** 2, q, q - 1, 0]
+        xs += [int(x) * int(y) for x, y in zip(_u64(rng, 300, q).tolist(), _u64(rng, 300, q).tolist())]
+        hi = np.array([x >> 64 for x in xs], np.uint64)
+        lo = np.array([x & ((1 << 64) - 1) for x in xs], np.uint64)
+        out = np.empty_like(lo)
+        lib.t_barrett(hi, lo, out, lo.size, qq, mu, k)
+        assert out.tolist() == [x % q for x in xs], f"q={q}"
+
+
+def test_zq_ring_ops_match_python_and_cpu(lib, rng):
+    for q in _moduli(rng):
+        qq, mu, k = barrett(q)
+        a = np.concatenate([_u64(rng, 2000, q), _edge_u64(q)])
+        b = np.concatenate([_u64(rng, 2000, q), _edge_u64(q)[::-1]])
+        outs = [np.empty_like(a) for _ in range(4)]
+        lib.t_zq_ops(a, b, *outs, a.size, qq, mu, k)
+        add, sub, neg, mul = (o.tolist() for o in outs)
+        A, B = a.tolist(), b.tolist()
+        assert add == [(x + y) % q for x, y in zip(A, B)]
+        assert sub == [(x - y) % q for x, y in zip(A, B)]
+        assert neg == [(-x) % q for x in A]
+        assert mul == [(x * y) % q for x, y in zip(A, B)]
+        np.testing.assert_array_equal(outs[3], CPUBackend.mul(a, b, q))
+        np.testing.assert_array_equal(outs[1], CPUBackend.sub(a, b, q))
+
+
+def test_reduce_u128_matches_cpu_backend(lib, rng):
+    for q in _moduli(rng):
+        qq, mu, k = barrett(q)
+        lo = np.concatenate([_u64(rng, 3000), _edge_u64()])
+        hi = np.concatenate([_u64(rng, 3000), _edge_u64()[::-1]])
+        out = np.empty_like(lo)
+        lib.t_reduce_u128(lo, hi, out, lo.size, qq, mu, k, two64_mod(q))
+        np.testing.assert_array_equal(out, CPUBackend.reduce_u128(lo, hi, q))
+        assert out.tolist() == [(l_ + (h_ << 64)) % q for l_, h_ in zip(lo.tolist(), hi.tolist())]
+
+
+def test_reduce_u192(lib, rng):
+    for q in _moduli(rng):
+        qq, mu, k = barrett(q)
+        lo, hi, top = _u64(rng, 1000), _u64(rng, 1000), _u64(rng, 1000)
+        out = np.empty_like(lo)
+        lib.t_reduce_u192(lo, hi, top, out, lo.size, qq, mu, k, two64_mod(q), (1 << 128) % q)
+        want = [(l_ + (h_ << 64) + (t_ << 128)) % q for l_, h_, t_ in zip(lo.tolist(), hi.tolist(), top.tolist())]
+        assert out.tolist() == want
+
+
+def test_i64_mod_is_python_mod(lib, rng):
+    for q in _moduli(rng):
+        v = rng.integers(-(1 << 53), 1 << 53, size=2000, dtype=np.int64)
+        v = np.concatenate([v, np.array([-(1 << 63), (1 << 63) - 1, -1, 0, 1, -q, q], np.int64)])
+        out = np.empty(v.size, np.uint64)
+        lib.t_i64_mod(v, out, v.size, q)
+        assert out.tolist() == [x % q for x in v.tolist()]
+
+
+@pytest.mark.parametrize("K", [1, 17, 1025, 4097])
+def test_lazy_192_accumulator_dot_products(lib, rng, K):
+    """Z_q SIMT matmul inner loop: exact sum of K 128-bit products, one final reduction."""
+    for q in [(1 << 62) - 57, 501337, int(rng.integers(1 << 40, 1 << 41)) | 1]:
+        qq, mu, k = barrett(q)
+        rows = 3
+        a = _u64(rng, rows * K, q)
+        b = _u64(rng, rows * K, q)
+        a[:K] = q - 1  # worst case: every product is (q-1)^2
+        b[:K] = q - 1
+        out = np.empty(rows, np.uint64)
+        raw = np.empty(3 * rows, np.uint64)
+        lib.t_dot_zq(a, b, rows, K, out, raw, qq, mu, k, two64_mod(q), (1 << 128) % q)
+        A, B = a.reshape(rows, K).tolist(), b.reshape(rows, K).tolist()
+        for r in range(rows):
+            s = sum(x * y for x, y in zip(A[r], B[r]))
+            got_raw = raw[3 * r].item() + (raw[3 * r + 1].item() << 64) + (raw[3 * r + 2].item() << 128)
+            assert got_raw == s
+            assert out[r].item() == s % q
+
+
+def test_acc192_step_carry_chains(lib, rng):
+    """Every carry of the 192-bit add, including lo and hi both wrapping (hi = 2^64 - 1)."""
+    m = (1 << 64) - 1
+    n = 3000
+    lo, hi = _u64(rng, n), _u64(rng, n)
+    top = _u64(rng, n, 1 << 62)
+    a, b = _u64(rng, n), _u64(rng, n)
+    # force the rare chains: lo + plo wraps and hi + phi + carry wraps (or hits 2^64 - 1 exactly)
+    lo[:1000] = m - rng.integers(0, 1 << 20, size=1000, dtype=np.uint64)
+    hi[:1000] = m - rng.integers(0, 3, size=1000, dtype=np.uint64)
+    a[:500] = rng.integers(1 << 21, 1 << 30, size=500, dtype=np.uint64)  # small products (phi == 0)
+    b[:500] = rng.integers(1 << 21, 1 << 30, size=500, dtype=np.uint64)  # whose low word still wraps lo
+    state = np.stack([lo, hi, top], axis=1).reshape(-1).copy()
+    lib.t_acc192_step(state, a, b, n)
+    st = state.reshape(n, 3).tolist()
+    for i in range(n):
+        want = (lo[i].item() + (hi[i].item() << 64) + (top[i].item() << 128) + a[i].item() * b[i].item())
+        assert st[i][0] + (st[i][1] << 64) + (st[i][2] << 128) == want
+
+
+def test_truncation_matches_cpu_backend(lib, rng):
+    a64 = np.concatenate([_u64(rng, 3000), _edge_u64()])
+    a32 = rng.integers(0, 1 << 32, size=3000, dtype=np.uint64).astype(np.uint32)
+    for f in [0, 1, 16, 31, int(rng.integers(1, 63)), 63]:
+        out = np.empty_like(a64)
+        lib.t_trunc_u64(a64, out, a64.size, f)
+        np.testing.assert_array_equal(out, CPUBackend.truncate(a64, f, 0))
+        if f < 32:
+            o32 = np.empty_like(a32)
+            lib.t_trunc_u32(a32, o32, a32.size, f)
+            np.testing.assert_array_equal(o32, CPUBackend.truncate(a32, f, 0))
+    for q in _moduli(rng):
+        a = np.concatenate([_u64(rng, 2000, q), _edge_u64(q)])
+        for f in sorted({0, 1, q.bit_length() - 1, int(rng.integers(0, q.bit_length()))}):
+            out = np.empty_like(a)
+            lib.t_trunc_zq(a, out, a.size, f, q)
+            np.testing.assert_array_equal(out, CPUBackend.truncate(a, f, q))
+            half = (q - 1) // 2
+            want = [((x - q if x > half else x) >> f) % q for x in a.tolist()]
+            assert out.tolist() == want
+
+
+def _split_cpu(a, L, w, q, bits):
+    out = np.empty((1, 1, L * a.size), np.float64)
+    cpu._split_rows(a.reshape(1, 1, -1), out, L, w, np.uint64(q), bits)
+    return out.reshape(-1)
+
+
+@pytest.mark.parametrize("ring", ["u64", "u32", "zq"])
+def test_limb_split_matches_cpu_backend(lib, rng, ring):
+    cases = []
+    if ring == "u64":
+        cases.append((np.concatenate([_u64(rng, 3000), _edge_u64()]), 0, 64, 0))
+    elif ring == "u32":
+        cases.append((rng.integers(0, 1 << 32, size=3000, dtype=np.uint64).astype(np.uint32), 0, 32, 1))
+    else:
+        for q in _moduli(rng):
+            cases.append((np.concatenate([_u64(rng, 1000, q), _edge_u64(q)]), q, 64, 2))
+    for a, q, bits, code in cases:
+        plan = limb_plan(bits, q)
+        L, w = plan.nlimbs, plan.width
+        got = np.empty(L * a.size, np.float64)
+        lib.t_split(code, a.ctypes.data, got, a.size, q, L)
+        np.testing.assert_array_equal(got, _split_cpu(a, L, w, q, bits))
+        # the limbs recombine to the signed representative (mod 2^bits or exactly for Z_q)
+        limbs = got.reshape(L, -1).astype(np.int64).tolist()
+        for i, x in enumerate(a.tolist()):
+            v = sum(limbs[j][i] << (w * j) for j in range(L))
+            if q:
+                assert v % q == x
+                assert all(abs(limbs[j][i]) <= plan.bounds[j] for j in range(L))
+            else:
+                assert v % (1 << bits) == x
+
+
+def test_recombine_matches_cpu_backend(lib, rng):
+    n = 2500
+    for bits in (64, 32):
+        plan = limb_plan(bits, 0)
+        diags = rng.integers(-(1 << 52), 1 << 52, size=(plan.ndiag, n)).astype(np.float64)
+        acc0 = _u64(rng, n)
+        got, want = acc0.copy(), acc0.copy()
+        lib.t_recombine_pow2(diags, plan.ndiag, plan.width, got, n)
+        cpu._recombine_pow2(diags, want, plan.width)
+        np.testing.assert_array_equal(got, want)
+    for q in _moduli(rng):
+        plan = limb_plan(64, q)
+        qq, mu, k = barrett(q)
+        pows = np.array([pow(2, plan.width * d, q) for d in range(plan.ndiag)], np.uint64)
+        diags = rng.integers(-(1 << 53) + 1, 1 << 53, size=(plan.ndiag, n)).astype(np.float64)
+        acc0 = _u64(rng, n, q)
+        got, want = acc0.copy(), acc0.copy()
+        lib.t_recombine_zq(diags, plan.ndiag, pows, got, n, qq, mu, k)
+        cpu._recombine_q(diags, want, pows, np.uint64(qq), np.uint64(mu), np.uint64(k))
+        np.testing.assert_array_equal(got, want)
+
+
+def _chacha_words(b: bytes) -> np.ndarray:
+    return np.frombuffer(b, "<u4").astype(np.uint32)
+
+
+def test_chacha20_rfc8439_block_vector(lib):
+    """RFC 8439 section 2.3.2: key 00..1f, nonce 000000090000004a00000000, counter 1."""
+    key = bytes(range(32))
+    nonce = bytes.fromhex("000000090000004a00000000")
+    expect = np.array([0xE4E7F110, 0x15593BD1, 0x1FDD0F50, 0xC47120A3, 0xC7F4D1C7, 0x0368C033, 0x9AAA2204,
+                       0x4E6CD4C3, 0x466482D2, 0x09AA9F07, 0x05D7C214, 0xA2028BD9, 0xD19C12B5, 0xB94E16DE,
+                       0xE883D0CB, 0x4E3C50A2], np.uint32)
+    out = np.empty(16, np.uint32)
+    lib.t_chacha20(_chacha_words(key), _chacha_words(nonce), 1, 1, out)
+    np.testing.assert_array_equal(out, expect)
+    np.testing.assert_array_equal(out, CPUBackend.chacha20_keystream(key, nonce, 1, 1))
+
+
+def test_chacha20_matches_cryptography(lib, rng):
+    for counter, nblocks in [(0, 37), (int(rng.integers(0, 1 << 31)), 64), ((1 << 32) - 3, 7)]:
+        key, nonce = os.urandom(32), os.urandom(12)
+        out = np.empty(16 * nblocks, np.uint32)
+        lib.t_chacha20(_chacha_words(key), _chacha_words(nonce), counter, nblocks, out)
+        # past 2^32 blocks the counter carries into the first nonce word, as OpenSSL does
+        np.testing.assert_array_equal(out, CPUBackend.chacha20_keystream(key, nonce, counter, nblocks))
