@@ -75,7 +75,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..backend import get_backend, is_device_array, resolve_device
+from ..backend import backend_of, get_backend, is_device_array, resolve_device
 from ..errors import EncodingError, HecryptError, SerializationError
 from ..ring import Ring, Stream, StreamFactory, ring_from_name
 
@@ -96,7 +96,8 @@ __all__ = [
 
 METHODS = ("smpc", "ckks", "plaintext")
 SEED_BYTES = 32
-_DEFAULT_CHUNK = {"smpc": 1 << 18, "plaintext": 1 << 18}
+_DEFAULT_CHUNK = {"smpc": 1 << 16, "plaintext": 1 << 16}  # 512 KiB arrays: passes stay in L2
+_DEFAULT_GPU_CHUNK = 1 << 22
 _DEFAULT_CKKS_ROWS = 8
 _OWNER = "owner"
 
@@ -206,14 +207,13 @@ class UpdateSpec:
         return out if self.is_list else out[0]
 
 
-def _flatten_host(update: Any) -> np.ndarray:
+def _flatten(update: Any) -> Any:
+    """One flat array of the update's values; CuPy arrays stay on their device."""
     arrays = list(update) if isinstance(update, (list, tuple)) else [update]
-    parts = []
-    for a in arrays:
-        if is_device_array(a):
-            a = a.get()
-        parts.append(np.asarray(a).reshape(-1))
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    on_device = any(is_device_array(a) for a in arrays)
+    xp = backend_of(next(a for a in arrays if is_device_array(a))).xp if on_device else np
+    parts = [xp.asarray(a).reshape(-1) for a in arrays]
+    return parts[0] if len(parts) == 1 else xp.concatenate(parts)
 
 
 # ----------------------------------------------------------------------------------------
@@ -242,16 +242,18 @@ class ArrayFeed(SiteFeed):
 
     def __init__(self, update: Any, site: str = "?"):
         self.spec = UpdateSpec.of(update, site)
-        self._flat = _flatten_host(update)
+        self._flat = _flatten(update)
+        self._xp = backend_of(self._flat).xp
 
-    def read(self, start: int, stop: int) -> np.ndarray:
+    def read(self, start: int, stop: int) -> Any:
         return self._flat[start:stop]
 
     def check_finite(self) -> int | None:
-        if self._flat.dtype.kind != "f" or math.isfinite(float(np.sum(self._flat, dtype=np.float64))):
+        xp = self._xp
+        if self._flat.dtype.kind != "f" or math.isfinite(float(xp.sum(self._flat, dtype=xp.float64))):
             return None  # a finite sum has no NaN/Inf terms (one pass, no temporary)
-        bad = ~np.isfinite(self._flat)
-        return int(np.argmax(bad)) if bad.any() else None
+        bad = ~xp.isfinite(self._flat)
+        return int(xp.argmax(bad)) if bool(bad.any()) else None
 
 
 class DroppingFeed(ArrayFeed):
@@ -461,7 +463,7 @@ class _SMPCClient(_Client):
         xp = a._be.xp
         enc = _encode_fixed(xp, x, a.ring, a._scale, self.bound * a._scale, self.site)
         msgs = []
-        masked = enc
+        masked = enc  # a fresh array owned by this call: updated in place for Z_2^k
         for j in range(len(a.aggregator_names)):
             if j == self.full:
                 continue
@@ -470,7 +472,10 @@ class _SMPCClient(_Client):
             else:
                 r = self.masks[j].uniform(a.ring, enc.shape)
                 msgs.append((a.aggregator_names[j], "share", r, int(r.nbytes)))
-            masked = a.ring.sub(masked, r)
+            if a.ring.is_pow2:
+                xp.subtract(masked, r, out=masked)  # wrapping uint arithmetic = Z_2^k subtraction
+            else:
+                masked = a.ring.sub(masked, r)
         msgs.append((a.aggregator_names[self.full], "share", masked, int(masked.nbytes)))
         return msgs
 
@@ -490,7 +495,14 @@ class _SMPCNode(_Node):
         else:
             share = payload
         prev = self.acc.get(chunk)
-        self.acc[chunk] = share.copy() if prev is None else ring.add(prev, share)
+        if prev is None:
+            # a delivered message belongs to its receiver (clients send fresh arrays); keystream
+            # views are read-only and get copied
+            self.acc[chunk] = share if getattr(share.flags, "writeable", True) else share.copy()
+        elif ring.is_pow2:
+            self.agg._be.xp.add(prev, share, out=prev)  # wrapping uint add = Z_2^k addition
+        else:
+            self.acc[chunk] = ring.add(prev, share)
 
     def partial_sum(self, chunk: int, n: int) -> Any:
         got = self.acc.get(chunk)
@@ -510,7 +522,7 @@ class _PlainClient(_Client):
 class _PlainNode(_Node):
     def receive(self, site: str, chunk: int, kind: str, payload: Any, n: int) -> None:
         prev = self.acc.get(chunk)
-        self.acc[chunk] = payload.copy() if prev is None else prev + payload
+        self.acc[chunk] = payload.copy() if prev is None else prev + payload  # payload may be the site's data
 
 
 class _CKKSClient(_Client):
@@ -576,7 +588,8 @@ class SecureAggregator:
         aggregator (halves a site's traffic with 2 aggregators).
     he_context : ``ckks`` only; the model owner's :class:`hecrypt.he.CKKSContext` (with
         secret key).  Sites and the aggregator only ever get ``he_context.public_context()``.
-    chunk_size : parameters per message (default 2^18 for smpc, 8 ciphertexts for ckks).
+    chunk_size : parameters per message (default 2^16 for smpc on the CPU, 2^22 on a GPU,
+        8 ciphertexts for ckks).
     memory_budget : bytes of partial sums the aggregators hold before a window is revealed
         (default 1 GiB).  Dropouts can be excluded only before the first reveal, so a round
         whose partial sums fit in the budget tolerates dropouts at any point.
@@ -641,7 +654,12 @@ class SecureAggregator:
             raise ValueError(f"he_context is only used by method='ckks', not {self.method!r}")
 
         if chunk_size is None:
-            chunk_size = _DEFAULT_CKKS_ROWS * self.slots if self.method == "ckks" else _DEFAULT_CHUNK[self.method]
+            if self.method == "ckks":
+                chunk_size = _DEFAULT_CKKS_ROWS * self.slots
+            elif self.device == "cuda":
+                chunk_size = _DEFAULT_GPU_CHUNK  # few, large kernel launches
+            else:
+                chunk_size = _DEFAULT_CHUNK[self.method]
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         if self.method == "ckks":
@@ -768,10 +786,11 @@ class SecureAggregator:
             cl[s].bound = budget[s]
         nodes = self._nodes()
         sent = {s: 0 for s in sites}
+        clock: dict[str, float] = {}  # seconds each party spent computing (sites, aggregators, owner)
         for node in nodes:
             node.begin_round()
         for s in active:
-            self._deliver(rnd, s, -1, cl[s].start_round(rnd), nodes, sent)
+            self._deliver(rnd, s, -1, cl[s].start_round(rnd), nodes, sent, clock=clock)
 
         # 3. stream windows of chunks
         chunks = [(a, min(a + self.chunk_size, P)) for a in range(0, P, self.chunk_size)]
@@ -796,9 +815,11 @@ class SecureAggregator:
                             x = feeds[s].read(a, b)
                         except SiteDropout as exc:
                             raise _Dropped(s, c) from exc
+                        t = time.perf_counter()
                         x = self._weighted(x, factor[s])
                         msgs = cl[s].protect(c, x)
-                        self._deliver(rnd, s, c, msgs, nodes, sent, n=b - a)
+                        clock[s] = clock.get(s, 0.0) + time.perf_counter() - t
+                        self._deliver(rnd, s, c, msgs, nodes, sent, n=b - a, clock=clock)
             except _Dropped as d:
                 s = d.site
                 if self.on_dropout == "fail":
@@ -814,7 +835,9 @@ class SecureAggregator:
                 dropped.append(s)
                 self._check_enough(active, dropped, s)
                 continue  # restart this window without the dropped site
+            t = time.perf_counter()
             tw = self._reveal(rnd, nodes, ci, chunks[ci:ci + win], out)
+            clock[_OWNER] = clock.get(_OWNER, 0.0) + time.perf_counter() - t
             to_owner += tw
             revealed = True
             ci += win
@@ -829,7 +852,9 @@ class SecureAggregator:
             total_weight=total_w, weights={s: w[s] for s in active}, bytes_per_site=sent,
             bytes_to_owner=to_owner, n_params=P, seconds=time.perf_counter() - t0, resent_chunks=resent,
             round=rnd, info={"chunks": len(chunks), "chunk_size": self.chunk_size,
-                             "aggregators": list(self.aggregator_names), "device": self.device},
+                             "aggregators": list(self.aggregator_names), "device": self.device,
+                             "party_seconds": clock,
+                             "critical_path_seconds": _critical_path(clock, sites, self.aggregator_names)},
         )
 
     # -- helpers -------------------------------------------------------------------------
@@ -894,7 +919,8 @@ class SecureAggregator:
         return self._ct_bytes_per_row / self.slots
 
     def _deliver(self, rnd: int, site: str, chunk: int, msgs: Iterable[tuple[str, str, Any, int]],
-                 nodes: list[_Node], sent: dict[str, int], n: int = 0) -> None:
+                 nodes: list[_Node], sent: dict[str, int], n: int = 0, clock: dict[str, float] | None = None
+                 ) -> None:
         by_name = {nd.name: nd for nd in nodes}
         rec = self.view.record_payloads
         for receiver, kind, payload, nbytes in msgs:
@@ -903,12 +929,18 @@ class SecureAggregator:
             if rec:
                 keep = bytes(payload) if isinstance(payload, (bytes, bytearray)) else self._be.to_numpy(payload).copy()
             self.view._add(Message(rnd, site, receiver, chunk, kind, nbytes, keep))
+            t = time.perf_counter()
             by_name[receiver].receive(site, chunk, kind, payload, n)
+            if clock is not None:
+                clock[receiver] = clock.get(receiver, 0.0) + time.perf_counter() - t
         if self.method == "smpc" and self.compress_shares and chunk >= 0:
             # aggregators holding this site's seed expand it for this chunk (no message sent)
             for nd in nodes:
                 if site in nd.seeds:
+                    t = time.perf_counter()
                     nd.receive(site, chunk, "seeded_chunk", None, n)
+                    if clock is not None:
+                        clock[nd.name] = clock.get(nd.name, 0.0) + time.perf_counter() - t
 
     def _reveal(self, rnd: int, nodes: list[_Node], first: int, chunks: list[tuple[int, int]],
                 out: np.ndarray) -> int:
@@ -952,6 +984,13 @@ class SecureAggregator:
         ctx = self._owner_ctx
         batch = _batch_from_bytes(ctx, blob)
         return np.real(ctx.decrypt_batch(batch))
+
+
+def _critical_path(clock: dict[str, float], sites: Sequence[str], aggs: Sequence[str]) -> float:
+    """Seconds of a deployment where sites and aggregators compute in parallel (no network):
+    the slowest site + the slowest aggregator + the owner."""
+    return (max((clock.get(s, 0.0) for s in sites), default=0.0) + max((clock.get(a, 0.0) for a in aggs), default=0.0)
+            + clock.get(_OWNER, 0.0))
 
 
 class _Dropped(Exception):
