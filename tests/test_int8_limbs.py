@@ -568,3 +568,52 @@ def test_gpu_f64_baselines(rng, bits, dt):
     ref = CPUBackend.matmul(a, b, 0, bits)
     for fn in (ci8.f64_blocks16_matmul, ci8.f64_limb6_matmul):
         assert np.array_equal(cupy.asnumpy(fn(cupy.asarray(a), cupy.asarray(b))), ref)
+
+
+# --------------------------------------------------------------------------------------
+# the ring-tc benchmark suite
+# --------------------------------------------------------------------------------------
+def test_bench_suite_skips_on_cpu():
+    from hecrypt.benchmarks import Bench, tensorcore
+
+    msgs = []
+    b = Bench(device="cpu", quick=True, suite=tensorcore.SUITE, log=msgs.append)
+    tensorcore.run(b)
+    assert tensorcore.SUITE == "ring-tc" and not b.rows and "GPU-only" in msgs[0]
+
+
+def test_bench_suite_rows_emulated(emulated_gpu, rng):
+    """The suite's code paths on the emulated GPU with a stand-in CUDA backend (tiny shapes)."""
+    from hecrypt.benchmarks import Bench, tensorcore
+
+    class FakePath:
+        def __init__(self, name):
+            self.name = name
+
+    class FakeBackend:
+        xp = np
+        _matmul_paths = [FakePath("limb-f64"), FakePath("simt")]
+
+        @staticmethod
+        def asarray(x):
+            return np.asarray(x)
+
+        @staticmethod
+        def matmul_path(a, b, q, bits, path="simt"):
+            return CPUBackend.matmul(a, b, q, bits)
+
+        @staticmethod
+        def select_matmul_path(q, bits, M, N, K, batch=1):
+            return "int8-tc"
+
+    bench = Bench(device="cpu", quick=True, suite="ring-tc")
+    rate = tensorcore.bench_int8_gemm(bench, FakeBackend, ci8, rng, n=64)
+    assert rate and bench.rows[0]["int8_tmacs"] > 0
+    for bits in (64, 32):
+        tensorcore.bench_ring_matmul(bench, FakeBackend, ci8, rng, bits, (16, 40, 8), rate)
+    rows = bench.rows[1:]
+    assert len(rows) == 6
+    assert all(r["exact"] for r in rows)
+    assert {r["baseline"] for r in rows} == {"SIMT kernel", "f64 6-product limbs",
+                                             "f64 16-bit blocks, 10 products (CrypTen)"}
+    assert all(r["frac_of_ideal"] > 0 and r["dispatch"] == "int8-tc" for r in rows)

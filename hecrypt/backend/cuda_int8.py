@@ -129,30 +129,26 @@ def kernel_source() -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _module(device_id: int):
-    """RawModule for one device: a prebuilt fatbin when one is found, NVRTC otherwise."""
+def _own_module(device_id: int):
+    """Fallback loader (NVRTC) when the backend's shared kernel loader is unavailable."""
     cupy = _cupy()
-    fatbin = None
     try:
-        from . import kernels as _k  # noqa: PLC0415
-
-        fatbin = _k.find_fatbin(Path(KERNEL_FILE).stem)
-    except Exception:  # pragma: no cover - locator not available
-        fatbin = None
-    if fatbin:
-        try:
-            return cupy.RawModule(path=str(fatbin))
-        except Exception:  # pragma: no cover - stale/incompatible fatbin: compile instead
-            pass
-    try:
-        return cupy.RawModule(code=kernel_source(), options=("--std=c++17",))
+        return cupy.RawModule(code=kernel_source(), options=("-std=c++17",))
     except Exception as exc:  # pragma: no cover - needs a GPU
         raise KernelError(f"compiling {KERNEL_FILE} with NVRTC failed: {exc}") from exc
 
 
 def _kernel(name: str):
-    cupy = _cupy()
-    return _module(cupy.cuda.Device().id).get_function(name)
+    """A kernel of int8_limbs.cu on the current device: through the backend's loader
+    (prebuilt fatbin first, NVRTC otherwise, cached per device), else compiled here."""
+    try:
+        from . import kernels as _k  # noqa: PLC0415
+    except Exception:  # pragma: no cover - loader missing
+        _k = None
+    if _k is not None and hasattr(_k, "get_function"):
+        return _k.get_function(Path(KERNEL_FILE).stem, name)
+    cupy = _cupy()  # pragma: no cover
+    return _own_module(cupy.cuda.Device().id).get_function(name)  # pragma: no cover
 
 
 # --------------------------------------------------------------------------------------
@@ -540,7 +536,3 @@ def int8_selfcheck(backend: Any = None, *, seed: int | None = None) -> bool:
                       RuntimeWarning, stacklevel=2)
         return False
 
-
-def _env_disabled() -> bool:
-    """``HECRYPT_INT8_MATMUL=0`` disables the tensor-core path (read by the dispatcher)."""
-    return os.environ.get("HECRYPT_INT8_MATMUL", "1").strip().lower() in ("0", "off", "false", "no")
