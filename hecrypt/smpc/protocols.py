@@ -1,0 +1,250 @@
+"""The protocols, written against the parties' share lists and the communicator.
+
+Every function takes the context and per-party lists (index ``i`` = ``ctx.parties[i]``) of
+share arrays, and returns per-party lists; the only values that cross between parties are
+serialized messages sent through ``ctx.comm``.  All arithmetic goes through
+:class:`hecrypt.ring.Ring`, which dispatches to the CPU or CUDA kernels by array type.
+
+Beaver product (one round).  The dealer hands party ``i`` uniform ``A_i, B_i`` and ``W_i``
+with ``sum W_i = AB - sum_i A_i B_i`` (see :mod:`.provider`).  The parties open
+``E = X - A`` and ``F = Y - B`` and party ``i`` computes::
+
+    Z_i = (E + A_i)(F + B_i) + W_i                       (i > 0)
+    Z_0 = E (B_0 - (n - 2) F) + A_0 (F + B_0) + W_0      (= (E + A_0)(F + B_0) - (n - 1) E F + W_0)
+
+so ``sum Z_i = EF + EB + AF + AB = XY``.  For matrices this is ``n + 1`` ring matmuls per
+product online (3 for two parties) instead of the textbook ``2n`` (each party's
+``E B_i + A_i F``), plus ``n`` at the dealer.
+
+Truncation of a product ``z`` (scale ``2^(2f)``) by ``g`` bits:
+
+* ``local`` (SecureML, Mohassel & Zhang 2017, two parties in Z_2^k): party 0 computes
+  ``floor(z_0 / 2^g)``, party 1 ``-floor(-z_1 / 2^g)`` on signed shares.  The result is
+  within one unit of ``z / 2^g`` unless the shares wrap, which happens with probability at
+  most ``|z| / 2^(k-1)`` per element (a wrong result is then off by about ``2^(k-g)``).
+* ``dealer`` (any number of parties, any ring; one extra round): with shares of a uniform
+  ``r``, ``r_hi = floor(r/2^g)`` and ``t`` (see :mod:`.provider`), the parties open
+  ``c = z + B + r`` (``B`` a public bias, a multiple of ``2^g`` near ``M/4``) and set
+  ``result = floor(c/2^g) - r_hi + [c < h] t - B/2^g`` with ``h = ceil(M/2)``.  The term
+  ``[c < h] t`` removes the wrap of ``z + B + r`` modulo ``M`` exactly (it is ``w * (M - r)``
+  scaled, with ``w`` the wrap bit), so the result is ``floor(z / 2^g)`` up to a carry of the
+  low bits: within one unit, always, provided ``-B <= z < h - B`` (``|z| < M/4``).
+  ``c`` is ``z + B + r`` modulo ``M`` with ``r`` uniform: it reveals nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from . import serialize as ser
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .context import SMPCContext
+
+__all__ = ["open_values", "beaver_mul", "beaver_matmul", "beaver_square", "truncate",
+           "truncate_local", "truncate_dealer", "dealer_trunc_bias"]
+
+
+# ------------------------------------------------------------------------------------------
+# openings
+# ------------------------------------------------------------------------------------------
+def open_values(ctx: "SMPCContext", masked: Sequence[dict[str, Any]], tag: str = "open") -> list[dict[str, Any]]:
+    """Every compute party sends its arrays to every other one (one round); each party then
+    sums all parties' arrays itself.  Returns each party's opened dict."""
+    names = ctx.party_names
+    comm = ctx.comm
+    R = ctx.ring
+    n = len(names)
+    with comm.round():
+        for i, src in enumerate(names):
+            blob = ser.pack(ser.KIND_MESSAGE, {"tag": tag, "from": src}, masked[i])
+            for j, dst in enumerate(names):
+                if j != i:
+                    comm.send(src, dst, blob, tag)
+    out = []
+    dev = ctx.device
+    for j, dst in enumerate(names):
+        parts: list[dict[str, Any]] = [None] * n  # type: ignore[list-item]
+        parts[j] = masked[j]
+        for i, src in enumerate(names):
+            if i != j:
+                _, arrs = ser.unpack(comm.recv(dst, src, tag), ser.KIND_MESSAGE, device=dev)
+                parts[i] = arrs
+        opened = {}
+        for k in masked[j]:
+            acc = parts[0][k]
+            for i in range(1, n):
+                acc = R.add(acc, parts[i][k])
+            opened[k] = acc
+        out.append(opened)
+    return out
+
+
+def _material(ctx: "SMPCContext", key: tuple, kind: str) -> list[dict[str, Any]]:
+    mid = ctx.dealer.acquire(key)
+    return [p.take_material(mid, kind) for p in ctx.compute_parties]
+
+
+# ------------------------------------------------------------------------------------------
+# Beaver products
+# ------------------------------------------------------------------------------------------
+def _mask_arrays(ctx: "SMPCContext", ref: Any) -> list[Any]:
+    mid, transposed = ref
+    out = []
+    for p in ctx.compute_parties:
+        a = p.mask(mid)["a"]
+        out.append(a.swapaxes(-1, -2) if transposed else a)
+    return out
+
+
+def _mask_open(ctx: "SMPCContext", ref: Any, xs: Sequence[Any]) -> list[Any] | None:
+    """Cached opening of a reusable mask (None if not opened yet)."""
+    mid, transposed = ref
+    outs = []
+    for p in ctx.compute_parties:
+        m = p.mask(mid)
+        m["uses"] += 1
+        if m["open"] is None:
+            return None
+        e = m["open"]
+        outs.append(e.swapaxes(-1, -2) if transposed else e)
+    return outs
+
+
+def _store_mask_open(ctx: "SMPCContext", ref: Any, opened: Sequence[Any]) -> None:
+    mid, transposed = ref
+    for p, e in zip(ctx.compute_parties, opened):
+        p.mask(mid)["open"] = e.swapaxes(-1, -2) if transposed else e
+
+
+def _beaver(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], key: tuple, kind: str,
+            amask: Any, bmask: Any) -> list[Any]:
+    R = ctx.ring
+    n = len(xs)
+    mats = _material(ctx, key, kind)
+    A = _mask_arrays(ctx, amask) if amask is not None else [m["a"] for m in mats]
+    B = _mask_arrays(ctx, bmask) if bmask is not None else [m["b"] for m in mats]
+    Ecached = _mask_open(ctx, amask, xs) if amask is not None else None
+    Fcached = _mask_open(ctx, bmask, ys) if bmask is not None else None
+    masked = []
+    for i in range(n):
+        d = {}
+        if Ecached is None:
+            d["e"] = R.sub(xs[i], A[i])
+        if Fcached is None:
+            d["f"] = R.sub(ys[i], B[i])
+        masked.append(d)
+    opened = open_values(ctx, masked, tag=kind) if (Ecached is None or Fcached is None) else [{}] * n
+    Es = Ecached if Ecached is not None else [o["e"] for o in opened]
+    Fs = Fcached if Fcached is not None else [o["f"] for o in opened]
+    if amask is not None and Ecached is None:
+        _store_mask_open(ctx, amask, Es)
+    if bmask is not None and Fcached is None:
+        _store_mask_open(ctx, bmask, Fs)
+    op = R.matmul if kind == "matmul" else R.mul
+    out = []
+    for i in range(n):
+        E, F, W = Es[i], Fs[i], mats[i]["w"]
+        if i == 0:
+            B0 = B[0] if n == 2 else R.sub(B[0], R.mul_public(F, n - 2))
+            z = R.add(op(E, B0), op(A[0], R.add(F, B[0])))
+        else:
+            z = op(R.add(E, A[i]), R.add(F, B[i]))
+        out.append(R.add(z, W))
+    return out
+
+
+def beaver_mul(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], amask: Any = None,
+               bmask: Any = None) -> list[Any]:
+    """Shares of ``x * y`` (same shapes; no truncation)."""
+    shape = tuple(xs[0].shape)
+    return _beaver(ctx, xs, ys, ("mul", shape, amask, bmask), "mul", amask, bmask)
+
+
+def beaver_matmul(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], amask: Any = None,
+                  bmask: Any = None) -> list[Any]:
+    """Shares of ``x @ y`` (2-D or batched; no truncation)."""
+    key = ("matmul", tuple(xs[0].shape), tuple(ys[0].shape), amask, bmask)
+    return _beaver(ctx, xs, ys, key, "matmul", amask, bmask)
+
+
+def beaver_square(ctx: "SMPCContext", xs: Sequence[Any], amask: Any = None) -> list[Any]:
+    """Shares of ``x * x`` with one opening."""
+    R = ctx.ring
+    n = len(xs)
+    mats = _material(ctx, ("square", tuple(xs[0].shape), amask), "square")
+    A = _mask_arrays(ctx, amask) if amask is not None else [m["a"] for m in mats]
+    Es = _mask_open(ctx, amask, xs) if amask is not None else None
+    if Es is None:
+        opened = open_values(ctx, [{"e": R.sub(xs[i], A[i])} for i in range(n)], tag="square")
+        Es = [o["e"] for o in opened]
+        if amask is not None:
+            _store_mask_open(ctx, amask, Es)
+    out = []
+    for i in range(n):
+        E = Es[i]
+        s = R.add(E, A[i])
+        z = R.mul(s, s)
+        if i == 0:
+            z = R.sub(z, R.mul_public(R.mul(E, E), n - 1))
+        out.append(R.add(z, mats[i]["w"]))
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# truncation
+# ------------------------------------------------------------------------------------------
+def truncate_local(ctx: "SMPCContext", zs: Sequence[Any], g: int) -> list[Any]:
+    """SecureML two-party local truncation by ``g`` bits (Z_2^k only; no communication)."""
+    R = ctx.ring
+    if len(zs) != 2 or not R.is_pow2:
+        raise ValueError("local truncation needs exactly two compute parties and a Z_2^k ring")
+    return [R.truncate(zs[0], g), R.neg(R.truncate(R.neg(zs[1]), g))]
+
+
+def dealer_trunc_bias(ring: Any, g: int) -> int:
+    """Public bias ``B`` of dealer truncation: a multiple of ``2^g`` close to ``M/4``."""
+    h = (ring.modulus + 1) // 2
+    return ((h // 2) >> g) << g
+
+
+def truncate_dealer(ctx: "SMPCContext", zs: Sequence[Any], g: int) -> list[Any]:
+    """Dealer-assisted truncation by ``g`` bits for any number of parties and any ring (one round).
+
+    Assumes the secret satisfies ``-B <= z < ceil(M/2) - B`` (``B`` from :func:`dealer_trunc_bias`,
+    about ``M/4``); the result is ``floor(z / 2^g)`` up to one unit."""
+    R = ctx.ring
+    n = len(zs)
+    mats = _material(ctx, ("trunc", tuple(zs[0].shape), int(g)), "trunc")
+    bias = dealer_trunc_bias(R, g)
+    bias_r = R.from_int(bias, device=ctx.device)
+    masked = []
+    for i in range(n):
+        y = R.add(zs[i], mats[i]["r"])
+        if i == 0:
+            y = R.add(y, bias_r)
+        masked.append({"c": y})
+    opened = open_values(ctx, masked, tag="trunc")
+    h = (R.modulus + 1) // 2
+    dt = R.dtype.type
+    out = []
+    for i in range(n):
+        c = opened[i]["c"]
+        xp = ctx.xp
+        low = (c < dt(h)).astype(R.dtype)
+        res = R.sub(R.mul(low, mats[i]["t"]), mats[i]["rhi"])
+        if i == 0:
+            chi = c >> dt(g)
+            res = R.add(res, R.sub(chi, R.from_int(bias >> g, device=ctx.device)))
+        out.append(res)
+        del xp
+    return out
+
+
+def truncate(ctx: "SMPCContext", zs: Sequence[Any], g: int) -> list[Any]:
+    """Truncate shares by ``g`` bits with the context's method (``local`` or ``dealer``)."""
+    if g == 0:
+        return list(zs)
+    if ctx.truncation == "local":
+        return truncate_local(ctx, zs, g)
+    return truncate_dealer(ctx, zs, g)
