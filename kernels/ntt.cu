@@ -18,11 +18,13 @@
 //   * 128-bit Barrett: (rhi, rlo) = floor(2^128 / q); reduces any 128-bit value, estimate
 //     error < 2, one conditional subtraction (SEAL's barrett_reduce_128).
 //
-// Large N: stages whose butterfly span t satisfies 2t <= C (C = chunk of 2^logC <= 2048
-// coefficients) run in one shared-memory kernel (one block per chunk of one row, every stage
-// in shared memory); the wider stages run first (forward) or last (inverse) as one global
-// kernel launch per stage.  The host code (hecrypt/backend/he_cuda.py, _ntt_launches) plans
-// the launches.
+// Two launches per transform, each reading and writing the data once, all stages in shared
+// memory (C = 2^logC = min(N, 2048) coefficients, 16 KiB per block):
+//   * "smem" kernels: the stages with span t <= C/2, on contiguous chunks of C coefficients;
+//   * "outer" kernels (only when N > C): the S = log2(N/C) stages with span >= C, on tiles of
+//     2^S strided coefficients x J = C/2^S consecutive columns (coalesced rows of J words).
+// Forward: outer then smem; inverse: smem then outer.  hecrypt/backend/he_cuda.py
+// (ntt_launches) plans the launches.
 //
 // The same file compiles as plain C++ with -DHK_HOST_EMULATION (tests/test_ntt.py): thread
 // loops then run sequentially (one "thread" of stride 1), each kernel takes the block index
@@ -116,28 +118,46 @@ HC_HD long long hk_pair(long long k, int logt, long long* group) {
 // ---------------------------------------------------------------------------------------
 // NTT kernels
 // ---------------------------------------------------------------------------------------
-// Forward stage s (m = 2^s groups, span t = N >> (s+1)) over all R rows, in global memory.
-HK_KERNEL hk_ntt_fwd_global(u64* __restrict__ a, const u64* __restrict__ psi,
-                            const u64* __restrict__ psip, const u64* __restrict__ qs, int L, int logN,
-                            long long R, int s HK_EMU_ARGS) {
-    const long long half = 1LL << (logN - 1);
-    const int logt = logN - 1 - s;
-    const long long m = 1LL << s;
-    HK_GRID_STRIDE(g, R * half) {
-        const long long r = g >> (logN - 1);
-        const long long k = g & (half - 1);
-        const int l = (int)(r % L);
-        const u64 q = qs[l];
-        long long i;
-        const long long j = hk_pair(k, logt, &i);
-        u64* row = a + (r << logN);
-        const long long tw = (long long)l * (half << 1) + m + i;
-        hk_ct(row + j, row + j + (1LL << logt), psi[tw], psip[tw], q, q + q);
+// Forward stages s = 0 .. S-1 (S = logN - logC; spans N/2 .. C) in shared memory.  These
+// stages only combine coefficients x = j + k*C with the same j, so a block takes a tile of
+// all 2^S values of k for J = 2^(logC - S) consecutive j (C coefficients, sm[k*J + jj]).
+// Needs logN <= 2*logC.  Output lazy in [0, 4q) for hk_ntt_fwd_smem.  Grid: R * 2^S blocks.
+HK_KERNEL hk_ntt_fwd_outer(u64* __restrict__ a, const u64* __restrict__ psi, const u64* __restrict__ psip,
+                           const u64* __restrict__ qs, int L, int logN, long long R,
+                           int logC HK_EMU_ARGS) {
+    HK_SHARED(sm);
+    const int S = logN - logC;
+    const int logJ = logC - S;
+    const long long blk = HK_BLOCK;
+    const long long r = blk >> S;
+    const long long j0 = (blk & ((1LL << S) - 1)) << logJ;
+    const int l = (int)(r % L);
+    const u64 q = qs[l], two_q = q + q;
+    const int C = 1 << logC;
+    const int J = 1 << logJ;
+    u64* base = a + (r << logN) + j0;
+    const u64* w_row = psi + ((long long)l << logN);
+    const u64* wp_row = psip + ((long long)l << logN);
+    for (int c = HK_TID; c < C; c += HK_NT) sm[c] = base[((long long)(c >> logJ) << logC) + (c & (J - 1))];
+    HK_SYNC();
+    for (int s = 0; s < S; ++s) {
+        const int logks = S - 1 - s;  // span in k
+        for (int b = HK_TID; b < (C >> 1); b += HK_NT) {
+            const int jj = b & (J - 1);
+            long long i;
+            const long long k = hk_pair(b >> logJ, logks, &i);
+            const long long tw = (1LL << s) + i;
+            hk_ct(sm + (k << logJ) + jj, sm + ((k + (1LL << logks)) << logJ) + jj, w_row[tw], wp_row[tw], q,
+                  two_q);
+        }
+        HK_SYNC();
     }
+    for (int c = HK_TID; c < C; c += HK_NT) base[((long long)(c >> logJ) << logC) + (c & (J - 1))] = sm[c];
 }
 
 // Forward stages s0 = logN - logC .. logN-1 (spans C/2 .. 1) of one chunk of C = 2^logC
-// coefficients per block, in shared memory (C * 8 bytes); final reduction to [0, q).
+// coefficients per block, in shared memory (C * 8 bytes); input in [0, 4q), final reduction
+// to [0, q).
 // Grid: R * (N / C) blocks.
 HK_KERNEL hk_ntt_fwd_smem(u64* __restrict__ a, const u64* __restrict__ psi, const u64* __restrict__ psip,
                           const u64* __restrict__ qs, int L, int logN, long long R,
@@ -174,7 +194,7 @@ HK_KERNEL hk_ntt_fwd_smem(u64* __restrict__ a, const u64* __restrict__ psi, cons
 
 // Inverse stages with spans 1 .. C/2 (h = N/2 .. N/C groups) of one chunk, in shared memory.
 // If C == N the last stage (span N/2) is fused with N^-1 and the output is in [0, q);
-// otherwise the output is in [0, 2q) and hk_ntt_inv_global finishes.
+// otherwise the output is in [0, 2q) and hk_ntt_inv_outer finishes.
 HK_KERNEL hk_ntt_inv_smem(u64* __restrict__ a, const u64* __restrict__ ipsi, const u64* __restrict__ ipsip,
                           const u64* __restrict__ qs, const u64* __restrict__ ninv,
                           const u64* __restrict__ ninvp, const u64* __restrict__ last,
@@ -215,30 +235,51 @@ HK_KERNEL hk_ntt_inv_smem(u64* __restrict__ a, const u64* __restrict__ ipsi, con
     for (int c = HK_TID; c < C; c += HK_NT) base[c] = sm[c];
 }
 
-// Inverse stage with span t = 2^logt >= C (h = N / 2t groups) over all rows; the last stage
-// (logt = logN - 1) is fused with N^-1 and reduces to [0, q).
-HK_KERNEL hk_ntt_inv_global(u64* __restrict__ a, const u64* __restrict__ ipsi, const u64* __restrict__ ipsip,
-                            const u64* __restrict__ qs, const u64* __restrict__ ninv,
-                            const u64* __restrict__ ninvp, const u64* __restrict__ last,
-                            const u64* __restrict__ lastp, int L, int logN, long long R,
-                            int logt HK_EMU_ARGS) {
-    const long long half = 1LL << (logN - 1);
-    const long long h = 1LL << (logN - 1 - logt);
-    HK_GRID_STRIDE(g, R * half) {
-        const long long r = g >> (logN - 1);
-        const long long k = g & (half - 1);
-        const int l = (int)(r % L);
-        const u64 q = qs[l];
-        long long i;
-        const long long j = hk_pair(k, logt, &i);
-        u64* row = a + (r << logN);
-        if (logt == logN - 1) {
-            hk_gs_last(row + j, row + j + half, ninv[l], ninvp[l], last[l], lastp[l], q, q + q);
-        } else {
-            const long long tw = (long long)l * (half << 1) + h + i;
-            hk_gs(row + j, row + j + (1LL << logt), ipsi[tw], ipsip[tw], q, q + q);
+// Inverse stages with spans C .. N/2 (the mirror of hk_ntt_fwd_outer, same tiles), after
+// hk_ntt_inv_smem; the last stage (span N/2) is fused with N^-1 and the output is in [0, q).
+HK_KERNEL hk_ntt_inv_outer(u64* __restrict__ a, const u64* __restrict__ ipsi, const u64* __restrict__ ipsip,
+                           const u64* __restrict__ qs, const u64* __restrict__ ninv,
+                           const u64* __restrict__ ninvp, const u64* __restrict__ last,
+                           const u64* __restrict__ lastp, int L, int logN, long long R,
+                           int logC HK_EMU_ARGS) {
+    HK_SHARED(sm);
+    const int S = logN - logC;
+    const int logJ = logC - S;
+    const long long blk = HK_BLOCK;
+    const long long r = blk >> S;
+    const long long j0 = (blk & ((1LL << S) - 1)) << logJ;
+    const int l = (int)(r % L);
+    const u64 q = qs[l], two_q = q + q;
+    const int C = 1 << logC;
+    const int J = 1 << logJ;
+    u64* base = a + (r << logN) + j0;
+    const u64* w_row = ipsi + ((long long)l << logN);
+    const u64* wp_row = ipsip + ((long long)l << logN);
+    for (int c = HK_TID; c < C; c += HK_NT) sm[c] = base[((long long)(c >> logJ) << logC) + (c & (J - 1))];
+    HK_SYNC();
+    for (int logks = 0; logks < S - 1; ++logks) {
+        const long long h = 1LL << (S - 1 - logks);  // groups: N / (2t) with t = C * 2^logks
+        for (int b = HK_TID; b < (C >> 1); b += HK_NT) {
+            const int jj = b & (J - 1);
+            long long i;
+            const long long k = hk_pair(b >> logJ, logks, &i);
+            const long long tw = h + i;
+            hk_gs(sm + (k << logJ) + jj, sm + ((k + (1LL << logks)) << logJ) + jj, w_row[tw], wp_row[tw], q,
+                  two_q);
         }
+        HK_SYNC();
     }
+    {
+        const int logks = S - 1;  // last stage: span N/2, one group
+        for (int b = HK_TID; b < (C >> 1); b += HK_NT) {
+            const int jj = b & (J - 1);
+            const long long k = b >> logJ;
+            hk_gs_last(sm + (k << logJ) + jj, sm + ((k + (1LL << logks)) << logJ) + jj, ninv[l], ninvp[l],
+                       last[l], lastp[l], q, two_q);
+        }
+        HK_SYNC();
+    }
+    for (int c = HK_TID; c < C; c += HK_NT) base[((long long)(c >> logJ) << logC) + (c & (J - 1))] = sm[c];
 }
 
 // ---------------------------------------------------------------------------------------

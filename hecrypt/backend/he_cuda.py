@@ -14,10 +14,11 @@ copied to the host (one synchronisation).
 Kernels are loaded lazily through :mod:`hecrypt.backend.kernels` (prebuilt fatbin, else
 NVRTC); nothing is compiled or allocated at import.
 
-NTT launch plan (:func:`ntt_launches`): chunks of ``C = min(N, 2048)`` coefficients are
-transformed in shared memory (16 KiB per block, one block per chunk of one row, all stages
-with span ``<= C/2``); the ``log2(N/C)`` wider stages run as one global-memory launch each
-(before the shared-memory launch for the forward NTT, after it for the inverse).
+NTT launch plan (:func:`ntt_launches`): at most two launches per transform, each reading and
+writing the data once with every butterfly stage in shared memory (16 KiB per block): the
+stages with span ``<= C/2`` on contiguous chunks of ``C = min(N, 2048)`` coefficients, and,
+for ``N > C``, the ``log2(N/C)`` wider stages on tiles of strided coefficients (forward:
+wide stages first; inverse: last).
 """
 
 from __future__ import annotations
@@ -55,10 +56,10 @@ __all__ = [
 
 MODULE = "ntt"
 KERNEL_NAMES = (
-    "hk_ntt_fwd_global",
+    "hk_ntt_fwd_outer",
     "hk_ntt_fwd_smem",
     "hk_ntt_inv_smem",
-    "hk_ntt_inv_global",
+    "hk_ntt_inv_outer",
     "hk_rns_add",
     "hk_rns_sub",
     "hk_rns_neg",
@@ -102,23 +103,22 @@ def _dev_id() -> int:
 def ntt_launches(log_n: int, rows: int, inverse: bool) -> list[tuple[str, int, int, int, int]]:
     """Kernel launches of one (inverse) NTT over ``rows`` rows of ``2**log_n`` coefficients.
 
-    Returns ``[(kernel, grid, block, shared_bytes, last_int_arg), ...]`` in launch order;
-    ``last_int_arg`` is the stage ``s`` (forward global), span exponent ``logt`` (inverse
-    global) or ``logC`` (shared-memory kernels).
+    Returns ``[(kernel, grid, block, shared_bytes, log_c), ...]`` in launch order: one launch
+    for ``N <= 2048``, two otherwise (forward: outer then smem; inverse: smem then outer).
+    Every launch has ``rows * N / C`` blocks of ``min(512, C/2)`` threads and ``C * 8``
+    bytes of shared memory, ``C = min(N, 2048)``.
     """
+    if not 1 <= log_n <= 2 * SMEM_LOG_C:
+        raise ValueError(f"the CUDA NTT supports 2 <= N <= 2**{2 * SMEM_LOG_C}, got N = 2**{log_n}")
     log_c = min(log_n, SMEM_LOG_C)
     C = 1 << log_c
-    smem_threads = max(1, min(SMEM_THREADS, C // 2))
-    smem_blocks = rows << (log_n - log_c)
-    g_items = rows << (log_n - 1)
-    glob = [(s, _grid(g_items)) for s in range(log_n - log_c)]
-    if not inverse:
-        out = [("hk_ntt_fwd_global", g, THREADS, 0, s) for s, g in glob]
-        out.append(("hk_ntt_fwd_smem", smem_blocks, smem_threads, C * 8, log_c))
-    else:
-        out = [("hk_ntt_inv_smem", smem_blocks, smem_threads, C * 8, log_c)]
-        out += [("hk_ntt_inv_global", _grid(g_items), THREADS, 0, logt) for logt in range(log_c, log_n)]
-    return out
+    threads = max(1, min(SMEM_THREADS, C // 2))
+    blocks = rows << (log_n - log_c)
+    smem = ("hk_ntt_inv_smem" if inverse else "hk_ntt_fwd_smem", blocks, threads, C * 8, log_c)
+    if log_n == log_c:
+        return [smem]
+    outer = ("hk_ntt_inv_outer" if inverse else "hk_ntt_fwd_outer", blocks, threads, C * 8, log_c)
+    return [smem, outer] if inverse else [outer, smem]
 
 
 # --------------------------------------------------------------------------------------
