@@ -800,6 +800,8 @@ class SecureAggregator:
         to_owner = 0
         ci = 0
         sent_chunks: set[int] = set()
+        windows = 0
+        max_held = 0
         while ci < len(chunks):
             win = self._window(chunks, ci)
             for node in nodes:
@@ -836,6 +838,9 @@ class SecureAggregator:
                 self._check_enough(active, dropped, s)
                 continue  # restart this window without the dropped site
             t = time.perf_counter()
+            held = chunks[ci + win - 1][1] - chunks[ci][0]
+            max_held = max(max_held, held)
+            windows += 1
             tw = self._reveal(rnd, nodes, ci, chunks[ci:ci + win], out)
             clock[_OWNER] = clock.get(_OWNER, 0.0) + time.perf_counter() - t
             to_owner += tw
@@ -853,7 +858,8 @@ class SecureAggregator:
             bytes_to_owner=to_owner, n_params=P, seconds=time.perf_counter() - t0, resent_chunks=resent,
             round=rnd, info={"chunks": len(chunks), "chunk_size": self.chunk_size,
                              "aggregators": list(self.aggregator_names), "device": self.device,
-                             "party_seconds": clock,
+                             "party_seconds": clock, "windows": windows,
+                             "max_params_held": max_held,
                              "critical_path_seconds": _critical_path(clock, sites, self.aggregator_names)},
         )
 
