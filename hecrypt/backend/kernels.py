@@ -39,6 +39,7 @@ __all__ = [
     "kernel_names",
     "kernel_source",
     "find_fatbin",
+    "fatbin_contents",
     "prebuilt_status",
     "nvrtc_options",
     "nvrtc_compile",
@@ -184,7 +185,11 @@ def prebuilt_status() -> dict[str, Any]:
             if p.is_file():
                 bad = _fatbin_check(n, p)
                 if bad is None:
-                    modules[n] = f"fatbin {p}"
+                    try:
+                        archs = ",".join(f"{k}:sm_{a}" for k, a in fatbin_contents(p))
+                    except (OSError, ValueError) as exc:
+                        archs = f"unreadable: {exc}"
+                    modules[n] = f"fatbin {p} [{archs}]"
                     break
                 why = f"{p} is {bad}"
         else:
@@ -195,6 +200,29 @@ def prebuilt_status() -> dict[str, Any]:
         "modules": modules,
         "all_prebuilt": bool(modules) and all(v.startswith("fatbin") for v in modules.values()),
     }
+
+
+def fatbin_contents(path: str | os.PathLike) -> list[tuple[str, int]]:
+    """``[("elf" | "ptx", sm), ...]``: what a fatbin holds (machine code per SM, PTX), read from
+    its headers without CUDA tools.  Raises ValueError for a file that is not a fatbin."""
+    import struct
+
+    data = Path(path).read_bytes()
+    if len(data) < 16:
+        raise ValueError(f"{path} is not a CUDA fatbin (too short)")
+    magic, _ver, hsize, fsize = struct.unpack_from("<IHHQ", data, 0)
+    if magic != 0xBA55ED50:
+        raise ValueError(f"{path} is not a CUDA fatbin (bad magic {magic:#x})")
+    out: list[tuple[str, int]] = []
+    off, end = hsize, min(len(data), hsize + fsize)
+    while off + 32 <= end:
+        kind, _u, ehs, size = struct.unpack_from("<HHIQ", data, off)
+        arch = struct.unpack_from("<I", data, off + 28)[0]
+        out.append(({1: "ptx", 2: "elf"}.get(kind, f"kind{kind}"), int(arch)))
+        if ehs == 0:
+            break
+        off += ehs + size
+    return out
 
 
 # --------------------------------------------------------------------------------------
