@@ -1,0 +1,265 @@
+"""CKKS evaluation on raw RNS arrays: encryption, arithmetic, key switching, rescale, rotation.
+
+A ciphertext at level ``l`` is a uint64 array ``(..., 2, l+1, N)`` in NTT form modulo the
+data primes ``q_0 .. q_l`` (leading axes: a batch), with a scale ``Delta``: it decrypts to
+``round(Delta * m) + e`` where ``m`` is the encoded message polynomial.
+
+Scale rules (``q_l`` is the prime a rescale removes):
+
+* plaintext vectors added or subtracted are encoded at the ciphertext's own scale;
+* products with plaintext vectors or non-integer scalars encode the plaintext at scale ``q_l``
+  and rescale, so the result keeps the ciphertext's scale *exactly* (and drops one level);
+* integer scalars multiply exactly with no rescale (no level used);
+* ciphertext x ciphertext: scale ``Delta_1 * Delta_2 / q_l`` after the rescale (``~Delta`` when
+  both are ``~q_l``); two ciphertexts added must have scales equal to a relative ``2^-30``
+  (otherwise ``ValueError`` naming both), and are first brought to the lower level (dropping
+  primes is exact and keeps the scale).
+
+Key switching (relinearization, rotations): per-limb digits with the special prime ``P``
+(SEAL's hybrid scheme): inverse NTT of the input, exact lift of each digit ``[d]_{q_j}`` to
+every prime of ``q_0..q_l, P`` (ModUp), NTT, inner product with the key, then ``round(./P)``
+(ModDown).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable
+
+import numpy as np
+
+from ..backend import get_backend
+from ..ring import StreamFactory
+from . import sampling
+from ._poly import PolyRing
+from .encoder import CKKSEncoder
+from .keys import KeySwitchKey, PublicKeys, conjugation_element, galois_element
+from .params import CKKSParameters
+
+__all__ = ["Evaluator", "SCALE_RTOL"]
+
+SCALE_RTOL = 2.0 ** -30
+
+
+class Evaluator:
+    """Public-key operations of one context (no secret key).  Shared by ciphertexts."""
+
+    def __init__(self, params: CKKSParameters, device: str, keys: PublicKeys, streams: StreamFactory,
+                 keygen_hook: Callable[[int], KeySwitchKey] | None = None):
+        self.params = params
+        self.device = device
+        self.backend = get_backend(device)
+        self.xp = self.backend.xp
+        self.keys = keys
+        self.streams = streams
+        self.ring = PolyRing(params.primes, params.poly_degree, self.xp)
+        self.encoder = CKKSEncoder(params.poly_degree, self.xp)
+        self.N = params.poly_degree
+        self.L = params.max_level
+        self.K = len(params.primes) - 1  # index of P
+        self._keygen_hook = keygen_hook
+
+    # -- bases -------------------------------------------------------------------------
+    def basis(self, level: int) -> tuple[int, ...]:
+        return tuple(range(level + 1))
+
+    def key_basis(self, level: int) -> tuple[int, ...]:
+        return tuple(range(level + 1)) + (self.K,)
+
+    def check_level(self, level: int | None) -> int:
+        if level is None:
+            return self.L
+        if isinstance(level, bool) or not isinstance(level, numbers.Integral):
+            raise TypeError(f"level must be an int, got {type(level).__name__}")
+        level = int(level)
+        if not 0 <= level <= self.L:
+            raise ValueError(f"level must be in [0, {self.L}], got {level}")
+        return level
+
+    def check_scale(self, scale: float | None) -> float:
+        if scale is None:
+            return self.params.scale
+        scale = float(scale)
+        if not (scale >= 1.0 and math.isfinite(scale)):
+            raise ValueError(f"scale must be a finite number >= 1, got {scale}")
+        return scale
+
+    # -- encoding ----------------------------------------------------------------------
+    def encode(self, values: Any, level: int, scale: float) -> Any:
+        """NTT-form plaintext ``(..., l+1, N)`` of slot values at ``scale``."""
+        B = self.basis(level)
+        coeffs = self.encoder.encode(values, scale)
+        return self.ring.ntt(self.ring.int_to_rns(coeffs, B), B)
+
+    def scalar_residues(self, value: int, level: int) -> Any:
+        """Residues of the integer ``value`` modulo ``q_0..q_l`` as an ``(l+1, 1)`` column."""
+        qs = self.ring.moduli(self.basis(level))
+        return self.xp.asarray(np.array([value % q for q in qs], dtype=np.uint64).reshape(-1, 1))
+
+    # -- encryption --------------------------------------------------------------------
+    def encrypt_pk(self, values: Any, level: int, scale: float) -> Any:
+        """Public-key encryption ``(u*b + e0 + m, u*a + e1)`` -> ``(..., 2, l+1, N)``."""
+        r, xp = self.ring, self.xp
+        B = self.basis(level)
+        m = self.encoder.encode(values, scale)  # int64 (..., N)
+        lead = m.shape[:-1]
+        stream = self.streams.new_stream(self.device)
+        u = sampling.ternary(stream, lead + (self.N,))
+        e = sampling.gaussian(stream, lead + (2, self.N))
+        m0 = r.int_to_rns(m + e[..., 0, :], B)
+        small = r.small_to_rns(xp.stack([u, e[..., 1, :]], axis=-2), B)  # (..., 2, l+1, N)
+        x = r.ntt(xp.stack([small[..., 0, :, :], m0, small[..., 1, :, :]], axis=-3), B)  # u, e0+m, e1
+        pk = self.keys.pk
+        c0 = r.fma(x[..., 1, :, :], xp.ascontiguousarray(pk[0, : level + 1]), x[..., 0, :, :], B)
+        c1 = r.fma(x[..., 2, :, :], xp.ascontiguousarray(pk[1, : level + 1]), x[..., 0, :, :], B)
+        return xp.stack([c0, c1], axis=-3)
+
+    # -- arithmetic --------------------------------------------------------------------
+    def add(self, a: Any, b: Any, level: int) -> Any:
+        return self.ring.add(a, b, self.basis(level))
+
+    def sub(self, a: Any, b: Any, level: int) -> Any:
+        return self.ring.sub(a, b, self.basis(level))
+
+    def neg(self, a: Any, level: int) -> Any:
+        return self.ring.neg(a, self.basis(level))
+
+    def add_to_c0(self, data: Any, pt: Any, level: int, subtract: bool = False) -> Any:
+        """``(c0 +/- pt, c1)``; ``pt`` broadcasts against ``c0`` (``(..., l+1, N)``)."""
+        xp = self.xp
+        B = self.basis(level)
+        c0 = data[..., 0, :, :]
+        c0 = self.ring.sub(c0, pt, B) if subtract else self.ring.add(c0, pt, B)
+        c1 = xp.broadcast_to(data[..., 1, :, :], c0.shape)
+        return xp.stack([c0, c1], axis=-3)
+
+    def add_const(self, data: Any, value: int, level: int, subtract: bool = False) -> Any:
+        """Add the integer constant polynomial ``value`` (NTT of a constant is that constant)."""
+        xp = self.xp
+        q = self.ring.qs_col(self.basis(level))
+        s = self.scalar_residues(-value if subtract else value, level)
+        out = data.copy()
+        t = out[..., 0, :, :] + s
+        out[..., 0, :, :] = xp.where(t >= q, t - q, t)
+        return out
+
+    def mul_int(self, data: Any, value: int, level: int) -> Any:
+        return self.ring.mul_int(data, int(value), self.basis(level))
+
+    def mul_plain(self, data: Any, pt: Any, level: int) -> Any:
+        """Both polynomials times the NTT-form plaintext ``pt`` (``(..., l+1, N)``)."""
+        return self.ring.mul(data, pt[..., None, :, :], self.basis(level))
+
+    def mul_ct(self, a: Any, b: Any, level: int) -> Any:
+        """Tensor product and relinearization (no rescale): ``(..., 2, l+1, N)``."""
+        r, xp = self.ring, self.xp
+        B = self.basis(level)
+        a0, a1 = a[..., 0, :, :], a[..., 1, :, :]
+        b0, b1 = b[..., 0, :, :], b[..., 1, :, :]
+        d0 = r.mul(a0, b0, B)
+        d1 = r.fma(r.mul(a0, b1, B), a1, b0, B)
+        d2 = r.mul(a1, b1, B)
+        if self.keys.relin is None:
+            raise ValueError("this context has no relinearization key")
+        ks = self.key_switch(d2, self.keys.relin, level)
+        d0 = r.add(d0, ks[..., 0, :, :], B)
+        d1 = r.add(d1, ks[..., 1, :, :], B)
+        return xp.stack([d0, d1], axis=-3)
+
+    def square(self, a: Any, level: int) -> Any:
+        r, xp = self.ring, self.xp
+        B = self.basis(level)
+        a0, a1 = a[..., 0, :, :], a[..., 1, :, :]
+        d0 = r.mul(a0, a0, B)
+        d1 = r.mul_scalar(r.mul(a0, a1, B), [2] * len(B), B)
+        d2 = r.mul(a1, a1, B)
+        ks = self.key_switch(d2, self.keys.relin, level)
+        return xp.stack([r.add(d0, ks[..., 0, :, :], B), r.add(d1, ks[..., 1, :, :], B)], axis=-3)
+
+    def rescale(self, data: Any, level: int) -> Any:
+        """Divide by ``q_level`` (rounded) and drop it: ``(..., 2, l, N)``."""
+        if level == 0:
+            raise ValueError("cannot rescale a level-0 ciphertext: no prime left to divide by "
+                             "(use a longer coeff_mod_bits chain)")
+        return self.ring.divide_round_last(data, self.basis(level))
+
+    def mod_switch(self, data: Any, level: int, to_level: int) -> Any:
+        """Drop primes ``q_(to_level+1) .. q_level`` (exact; the scale is unchanged)."""
+        if to_level > level:
+            raise ValueError(f"cannot switch a level-{level} ciphertext up to level {to_level}")
+        if to_level == level:
+            return data
+        return self.xp.ascontiguousarray(data[..., : to_level + 1, :])
+
+    # -- key switching -----------------------------------------------------------------
+    def key_switch(self, d: Any, key: KeySwitchKey, level: int) -> Any:
+        """``(k0, k1)`` with ``k0 + k1*s ~ d*s'`` for NTT-form ``d`` (``(..., l+1, N)``)."""
+        r, xp = self.ring, self.xp
+        B = self.basis(level)
+        KB = self.key_basis(level)
+        c = r.intt(d, B)
+        # ModUp: digit j (centred residue mod q_j) modulo every prime of q_0..q_l, P
+        T = r.mod_up(c, B, KB)  # (..., l+1, l+2, N)
+        T = r.ntt(T, KB)
+        kl = key.for_level(level, self.L, xp)  # (l+1, 2, l+2, N)
+        acc = None
+        for j in range(level + 1):
+            t = T[..., j, None, :, :]
+            acc = r.mul(t, kl[j], KB) if acc is None else r.fma(acc, t, kl[j], KB)
+        return r.divide_round_last(acc, KB)  # ModDown: (..., 2, l+1, N)
+
+    # -- Galois ------------------------------------------------------------------------
+    def galois_key(self, elt: int) -> KeySwitchKey | None:
+        key = self.keys.galois.get(elt)
+        if key is None and self._keygen_hook is not None:
+            key = self._keygen_hook(elt)
+        return key
+
+    def apply_galois(self, data: Any, level: int, elt: int, key: KeySwitchKey) -> Any:
+        r, xp = self.ring, self.xp
+        B = self.basis(level)
+        rot = r.automorphism(data, elt, True, B)
+        ks = self.key_switch(xp.ascontiguousarray(rot[..., 1, :, :]), key, level)
+        c0 = r.add(rot[..., 0, :, :], ks[..., 0, :, :], B)
+        return xp.stack([c0, ks[..., 1, :, :]], axis=-3)
+
+    def rotate(self, data: Any, level: int, step: int) -> Any:
+        """Rotate the slots left by ``step`` (right for negative ``step``)."""
+        slots = self.N // 2
+        k = int(step) % slots
+        if k == 0:
+            return data.copy()
+        elt = galois_element(k, self.N)
+        key = self.galois_key(elt)
+        if key is not None:
+            return self.apply_galois(data, level, elt, key)
+        # compose from power-of-two rotations
+        steps = [1 << i for i in range(k.bit_length()) if k >> i & 1]
+        keys = [(galois_element(s, self.N), self.galois_key(galois_element(s, self.N))) for s in steps]
+        missing = [s for s, (_, kk) in zip(steps, keys) if kk is None]
+        if missing:
+            raise ValueError(
+                f"no Galois key for a rotation by {k} (nor for the power-of-two steps {missing} it decomposes "
+                f"into); generate them with ctx.generate_galois_keys() on the secret-key context "
+                f"before creating the public context")
+        for e, kk in keys:
+            data = self.apply_galois(data, level, e, kk)
+        return data
+
+    def conjugate(self, data: Any, level: int) -> Any:
+        elt = conjugation_element(self.N)
+        key = self.galois_key(elt)
+        if key is None:
+            raise ValueError("no Galois key for conjugation; call ctx.generate_galois_keys(conjugate=True) "
+                             "on the secret-key context")
+        return self.apply_galois(data, level, elt, key)
+
+    def sum_slots(self, data: Any, level: int) -> Any:
+        """Every slot set to the sum of all slots (``log2(N/2)`` rotations and additions)."""
+        B = self.basis(level)
+        step = 1
+        while step < self.N // 2:
+            data = self.ring.add(data, self.rotate(data, level, step), B)
+            step *= 2
+        return data
