@@ -498,6 +498,34 @@ def test_selfcheck_emulated(emulated_gpu):
     assert ci8.int8_selfcheck(None) is True
 
 
+class _SimtBackend:
+    """Stand-in CUDA backend whose SIMT path is the CPU matmul, optionally off by one."""
+
+    def __init__(self, off_by_one=False):
+        self.off = off_by_one
+        self.calls = 0
+
+    @staticmethod
+    def to_numpy(x):
+        return np.asarray(x)
+
+    def matmul_path(self, a, b, q, bits, path="simt"):
+        assert path == "simt"
+        self.calls += 1
+        r = CPUBackend.matmul(a, b, q, bits)
+        if self.off:
+            r = r.copy()
+            r.flat[0] += r.dtype.type(1)
+        return r
+
+
+def test_selfcheck_against_simt(emulated_gpu):
+    be = _SimtBackend()
+    assert ci8.int8_selfcheck(be) is True and be.calls == 2
+    with pytest.warns(RuntimeWarning, match="SIMT kernel disagrees"):
+        assert ci8.int8_selfcheck(_SimtBackend(off_by_one=True)) is False
+
+
 def test_selfcheck_reports_mismatch(emulated_gpu, monkeypatch):
     def broken(m, n, k, A, lda, B, ldb, C, ldc, **kw):
         _emu_gemm(m, n, k, A, lda, B, ldb, C, ldc, **kw)

@@ -501,38 +501,55 @@ def f64_limb6_matmul(a, b, bits: int | None = None):
 def int8_selfcheck(backend: Any = None, *, seed: int | None = None) -> bool:
     """Check the tensor-core path on small random cases; warn and return False on mismatch.
 
-    Cases (fresh random operands over the whole ring, both rings): every GEMM mode on odd
-    shapes with a broadcast batch, a forced K chunking, and a K past the largest
-    non-chunked limit when the device wraps int32 accumulators.  The reference is the CPU
-    backend's exact matmul (the SIMT kernel and the CPU path agree bit for bit).
-    ``backend`` (the CUDA backend) is accepted for the dispatcher's convenience; only its
-    ``to_numpy`` is used when present.
+    Cases, for both rings, on fresh random operands over the whole ring: every GEMM layout
+    on odd shapes with a broadcast batch, a forced K chunking, and K = 16500 with some
+    worst-case rows (past the all-exact limit of Z_2^64, so that the int32 wrap-around that
+    :func:`wrap_probe` verified, or the exact chunking that replaces it, is exercised).
+    References: the CPU backend's exact matmul and, when ``backend`` (the CUDA backend)
+    exposes ``matmul_path(..., path="simt")``, the SIMT kernel; all must agree bit for bit.
     """
     try:
         cupy = _cupy()
         from .cpu import CPUBackend
 
         to_np = getattr(backend, "to_numpy", None) or cupy.asnumpy
+        simt = getattr(backend, "matmul_path", None)
         rng = np.random.default_rng(seed)
+
+        def fail(what: str) -> bool:
+            warnings.warn(f"int8 tensor-core matmul self-check failed ({what}); falling back to the "
+                          "SIMT / float64 paths", RuntimeWarning, stacklevel=3)
+            return False
+
         for bits, dt in ((64, np.uint64), (32, np.uint32)):
-            a = rng.integers(0, 1 << bits, (2, 1, 19, 45), dtype=dt)
-            b = rng.integers(0, 1 << bits, (3, 45, 13), dtype=dt)
+            top = (1 << bits) - 1
+            a = rng.integers(0, top, (2, 1, 19, 45), dtype=dt, endpoint=True)
+            b = rng.integers(0, top, (3, 45, 13), dtype=dt, endpoint=True)
             ref = CPUBackend.matmul(a, b, 0, bits)
             ga, gb = cupy.asarray(a), cupy.asarray(b)
             for mode in MODES:
                 got = to_np(int8_matmul(ga, gb, bits, mode=mode))
                 if got.dtype != ref.dtype or not np.array_equal(got, ref):
-                    warnings.warn(f"int8 tensor-core matmul self-check failed (Z_2^{bits}, mode {mode}); "
-                                  "falling back to the SIMT/float64 paths", RuntimeWarning, stacklevel=2)
-                    return False
-            got = to_np(int8_matmul(ga, gb, bits, k_chunk=16))
-            if not np.array_equal(got, ref):
-                warnings.warn(f"int8 tensor-core matmul self-check failed (Z_2^{bits}, chunked K); falling back",
-                              RuntimeWarning, stacklevel=2)
-                return False
+                    return fail(f"Z_2^{bits}, layout {mode}")
+            if not np.array_equal(to_np(int8_matmul(ga, gb, bits, k_chunk=16)), ref):
+                return fail(f"Z_2^{bits}, chunked K")
+            if simt is not None:
+                try:
+                    s_out = to_np(simt(ga, gb, 0, bits, path="simt"))
+                except ValueError:  # no SIMT path on this backend
+                    s_out = ref
+                if not np.array_equal(s_out, ref):
+                    return fail(f"Z_2^{bits}: the SIMT kernel disagrees with the CPU reference")
+            K = 16500
+            a = rng.integers(0, top, (3, K), dtype=dt, endpoint=True)
+            b = rng.integers(0, top, (K, 4), dtype=dt, endpoint=True)
+            a[0] = top + 1 - int("80" * (bits // 8), 16)  # every limb -128
+            b[:, 0] = a[0, 0]
+            ref = CPUBackend.matmul(a, b, 0, bits)
+            if not np.array_equal(to_np(int8_matmul(cupy.asarray(a), cupy.asarray(b), bits)), ref):
+                return fail(f"Z_2^{bits}, K = {K}")
         return True
     except Exception as exc:  # cuBLAS refusal, compile error, ...
         warnings.warn(f"int8 tensor-core matmul unavailable ({type(exc).__name__}: {exc}); falling back",
                       RuntimeWarning, stacklevel=2)
         return False
-
