@@ -203,6 +203,31 @@ def test_z64_limits_tight_per_mode():
     assert np.array_equal(int8_matmul_emulated(a3, b3, wrap_ok=False, k_chunk=0), ref_matmul(a3, b3, 64))
 
 
+@pytest.mark.parametrize("bits,d", [(64, d) for d in range(8)] + [(32, d) for d in range(4)])
+def test_k_just_past_each_diagonal_limit(rng, bits, d):
+    """K = k_exact(d) + 1 for every diagonal: exact with the default chunking (wrapping or
+    not); without chunking, an overflow is flagged exactly when a diagonal that must stay
+    exact has passed its limit."""
+    plan = int8_plan(bits)
+    dt = np.uint64 if bits == 64 else np.uint32
+    K = plan.diagonals[d].k_exact + 1
+    a = worst(bits, (2, K))
+    a[1] = rand(rng, bits, dt, K)
+    b = worst(bits, (K, 2))
+    b[:, 1] = rand(rng, bits, dt, K)
+    ref = ref_matmul(a, b, bits)
+    assert np.array_equal(int8_matmul_emulated(a, b), ref)
+    assert np.array_equal(int8_matmul_emulated(a, b, wrap_ok=False), ref)
+    with pytest.raises(ExactnessViolation):  # diagonal d itself overflows
+        int8_matmul_emulated(a, b, wrap_ok=False, k_chunk=0)
+    must_stay_exact_broken = any(K > dg.k_exact for dg in plan.diagonals if not dg.wrap_safe)
+    if must_stay_exact_broken:
+        with pytest.raises(ExactnessViolation):
+            int8_matmul_emulated(a, b, k_chunk=0)
+    else:  # only wrap-safe diagonals overflowed: harmless
+        assert np.array_equal(int8_matmul_emulated(a, b, k_chunk=0), ref)
+
+
 def test_z32_needs_no_chunking_when_wrapping(rng):
     """Z_2^32: every diagonal is wrap-safe, so K = 40000 runs in one chunk."""
     K = 40000
