@@ -344,18 +344,18 @@ def _ckks():
 @pytest.fixture(scope="module")
 def ckks_ctx():
     he = _ckks()
-    params = he.CKKSParameters(poly_degree=4096, coeff_mod_bits=[50, 40], scale_bits=30)
+    params = he.CKKSParameters(poly_degree=4096, coeff_mod_bits=[60, 40], scale_bits=40)
     return he.CKKSContext(params)
 
 
 @pytest.fixture(scope="module")
 def other_ckks_ctx():
     he = _ckks()
-    params = he.CKKSParameters(poly_degree=4096, coeff_mod_bits=[50, 40], scale_bits=30)
+    params = he.CKKSParameters(poly_degree=4096, coeff_mod_bits=[60, 40], scale_bits=40)
     return he.CKKSContext(params)
 
 
-CKKS_TOL = 1e-4  # scale 2^30: fresh-encryption noise / scale, times a few sites
+CKKS_TOL = 1e-5  # scale 2^40: fresh-encryption noise / scale (~1e-7), times a few sites
 
 
 def test_ckks_sum_and_weighted_mean(rng, ckks_ctx):

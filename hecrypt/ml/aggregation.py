@@ -546,7 +546,7 @@ class _CKKSClient(_Client):
         rows = -(-v.size // self.slots)
         mat = np.zeros((rows, self.slots), np.float64)
         mat.reshape(-1)[:v.size] = v
-        batch = self.pub.encrypt_batch(mat)
+        batch = self.pub.encrypt_batch(mat, level=a.ckks_level)
         blob = batch.to_bytes()
         return [(a.aggregator_names[0], "ciphertext", blob, len(blob))]
 
@@ -598,13 +598,17 @@ class SecureAggregator:
     device : where shares are generated and summed (``"cpu"``, ``"cuda"``, ``"auto"``, None).
     seed : reproducible site randomness, **for tests only**.
     record_view : keep a copy of every received payload in :attr:`view`.
+    ckks_level : level at which sites encrypt (default 0, the lowest: aggregation needs no
+        multiplicative depth, and a level-0 ciphertext has one RNS limb, the smallest on
+        the wire); ``None`` encrypts at the top level as TenSEAL/NVFlare do.
+    ckks_max_abs : override the CKKS range ``2^(bits(q_0) - scale_bits - 2)``.
     """
 
     def __init__(self, method: str = "smpc", *, aggregators: int = 2, ring: Any = "Z2_64", frac_bits: int = 24,
                  compress_shares: bool = True, he_context: Any = None, chunk_size: int | None = None,
                  memory_budget: int = 1 << 30, on_dropout: str = "exclude", min_sites: int = 2,
                  device: str | None = None, seed: Any = None, record_view: bool = False,
-                 ckks_max_abs: float | None = None):
+                 ckks_level: int | None = 0, ckks_max_abs: float | None = None):
         if not isinstance(method, str) or method.lower() not in METHODS:
             raise ValueError(f"unknown aggregation method {method!r}: expected one of {', '.join(METHODS)}")
         self.method = method.lower()
@@ -648,6 +652,10 @@ class SecureAggregator:
             self._public = he_context.public_context()
             self.slots = int(self._public.slots)
             self._ckks_max_abs = float(ckks_max_abs) if ckks_max_abs is not None else _ckks_default_max_abs(he_context)
+            if ckks_level is not None and (isinstance(ckks_level, bool) or not isinstance(ckks_level, numbers.Integral)
+                                           or ckks_level < 0):
+                raise ValueError(f"ckks_level must be a non-negative integer or None (top level), got {ckks_level!r}")
+            self.ckks_level = None if ckks_level is None else int(ckks_level)
             self._ct_bytes_per_row: int | None = None
             self._bytes_per_param_held = 0  # measured from the first batch
         elif he_context is not None:
@@ -920,7 +928,7 @@ class SecureAggregator:
 
     def _ckks_bytes_per_param(self) -> float:
         if self._ct_bytes_per_row is None:
-            probe = self._public.encrypt_batch(np.zeros((1, self.slots)))
+            probe = self._public.encrypt_batch(np.zeros((1, self.slots)), level=self.ckks_level)
             self._ct_bytes_per_row = len(probe.to_bytes())
         return self._ct_bytes_per_row / self.slots
 

@@ -9,7 +9,7 @@ ever seen in the clear by anyone but that site (``method="smpc"`` or ``"ckks"``)
 
 The model is multinomial logistic regression (softmax; two classes for a binary task) in
 numpy.  Feature standardisation statistics are themselves computed by secure aggregation
-(:func:`federated_standardize`: a secure mean, then a secure mean of squared deviations),
+(:func:`federated_standardize`: secure means of x, |x - mu| and (x - mu)^2),
 so no site reveals its feature statistics either.
 
 A failed round (a dropout that cannot be excluded, too few sites) leaves the global model
@@ -157,25 +157,36 @@ def load_breast_cancer_data(seed: int = 0, test_size: float = 0.25) -> tuple[np.
 
 def federated_standardize(site_X: Mapping[str, np.ndarray], aggregator: SecureAggregator
                           ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-    """Global feature mean and standard deviation by two secure means (weights: sample counts).
+    """Global feature mean and standard deviation by three secure means (weights: sample counts).
 
-    Round 1 reveals only the global mean ``mu`` of each feature; round 2 only the global
-    mean of ``(x - mu)^2 / (mu^2 + 1)`` (a public per-feature rescaling that keeps the
-    values small for the CKKS range), from which the variance follows.  No site's
-    statistics are revealed.  Returns ``(mean, std, [result1, result2])``; features with
-    zero variance get ``std = 1``.  Raw feature means must fit the method's range
-    (|mean| < 2^18 / sites for CKKS at the n8192 preset).
+    Only global statistics are revealed (to the model owner), never a site's:
+
+    1. ``mu = E[x]``;
+    2. ``mad = E[|x - mu|]`` (sent as ``|x - mu| / (|mu| + 1)``, a public per-feature
+       rescaling), which sets the scale of round 3;
+    3. ``var = E[(x - mu)^2]`` (sent as ``(x - mu)^2 / mad^2``, values of order 1).
+
+    The rescalings keep every value small (inside the CKKS range) and give the variance a
+    relative precision of about ``2^-frac_bits`` whatever the feature's units.  Returns
+    ``(mean, std, [result1, result2, result3])``; zero-variance features get ``std = 1``.
+    Raw feature means must fit the method's range (``|mean| < 2^18`` for CKKS at scale
+    2^40 with a 60-bit first prime).
     """
     counts = {s: float(len(X)) for s, X in site_X.items()}
     r1 = aggregator.mean({s: X.mean(axis=0) for s, X in site_X.items()}, weights=counts)
     mu = np.asarray(r1.value, dtype=np.float64)
-    div = mu * mu + 1.0
-    cnt2 = {s: counts[s] for s in r1.sites}
-    r2 = aggregator.mean({s: (((site_X[s] - mu) ** 2).mean(axis=0) / div) for s in r1.sites}, weights=cnt2)
-    var = np.maximum(np.asarray(r2.value) * div, 0.0)
+    live = {s: site_X[s] for s in r1.sites}
+    c = {s: counts[s] for s in live}
+    d2 = np.abs(mu) + 1.0
+    r2 = aggregator.mean({s: (np.abs(X - mu).mean(axis=0) / d2) for s, X in live.items()}, weights=c)
+    mad = np.asarray(r2.value) * d2
+    d3 = np.where(mad > 1e-150, mad * mad, 1.0)
+    r3 = aggregator.mean({s: (((X - mu) ** 2).mean(axis=0) / d3) for s, X in live.items() if s in r2.sites},
+                         weights={s: c[s] for s in r2.sites})
+    var = np.maximum(np.asarray(r3.value) * d3, 0.0)
     std = np.sqrt(var)
     std[std < 1e-12] = 1.0
-    return mu, std, [r1, r2]
+    return mu, std, [r1, r2, r3]
 
 
 # ----------------------------------------------------------------------------------------
@@ -269,6 +280,9 @@ def plot_accuracy(histories: Sequence[FederatedHistory], path: str | None = None
                        zorder=3, label="failed round (model unchanged)")
     if centralized is not None:
         ax.axhline(100 * centralized, ls="--", color="gray", label="centralised (plaintext)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
