@@ -6,3 +6,6 @@ Imports flow downwards only: ``ml`` uses :mod:`hecrypt.smpc` / :mod:`hecrypt.he`
 from .reservoir import Reservoir, ReservoirTrainer, TrainingSession, TrainResult, relative_loss_error
 
 __all__ = ["Reservoir", "ReservoirTrainer", "TrainingSession", "TrainResult", "relative_loss_error"]
+from .aggregation import AggregationError, AggregationResult, SecureAggregator, SiteDropout, UpdateError  # noqa: E402
+
+__all__ += ["SecureAggregator", "AggregationResult", "AggregationError", "SiteDropout", "UpdateError"]
