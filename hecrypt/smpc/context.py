@@ -134,6 +134,11 @@ class SMPCContext:
         """All parties (compute and input) by name."""
         return dict(self._parties)
 
+    @property
+    def input_parties(self) -> tuple[str, ...]:
+        """Names of the input-only parties (own data, hold no shares)."""
+        return tuple(p.name for p in self._parties.values() if p.role == "input")
+
     def party(self, name: str) -> Party:
         try:
             return self._parties[name]

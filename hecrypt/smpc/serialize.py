@@ -48,7 +48,7 @@ def _host(a: Any) -> np.ndarray:
     a = np.asarray(a)
     if a.dtype.name not in DTYPES:
         raise TypeError(f"cannot serialize arrays of dtype {a.dtype}; allowed: {', '.join(DTYPES)}")
-    return np.ascontiguousarray(a)
+    return a if a.flags.c_contiguous else a.copy(order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
 
 
 def pack(kind: int, meta: Mapping[str, Any], arrays: Mapping[str, Any] | None = None) -> bytes:

@@ -341,6 +341,10 @@ class SharedTensor:
     def __mul__(self, other: Any) -> "SharedTensor":
         ctx = self._ctx
         R = ctx.ring
+        if self.ndim == 0 and (other.ndim == 0 if isinstance(other, SharedTensor) else np.ndim(other) == 0):
+            # 0-d operands go through 1-element arrays (some kernels return 1-D for 0-d input)
+            o = other.reshape(1) if isinstance(other, SharedTensor) and other is not self else other
+            return ((self.reshape(1) * (self.reshape(1) if other is self else o))).reshape(())
         with ctx._timed():
             if isinstance(other, SharedTensor):
                 self._check_other(other)
