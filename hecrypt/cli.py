@@ -248,6 +248,14 @@ def _fmt_val(v: Any) -> str:
     return str(v)
 
 
+def _loadavg() -> list[float] | None:
+    """1/5/15-minute load averages (``None`` where the OS has none): a busy machine skews timings."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def _dump_json(obj: Any, path: str) -> None:
     text = json.dumps(obj, indent=2, default=str)
     if path == "-":
@@ -406,6 +414,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
     timings: dict[str, float] = {}
+    load_start = _loadavg()
     for name in chosen:
         bench = Bench(device=device, quick=args.quick, suite=name, log=progress)
         t0 = time.perf_counter()
@@ -434,6 +443,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "errors": errors,
             "machine": {k: meta.get(k) for k in ("python", "platform", "cpu_count", "numpy", "numba",
                                                  "cupy", "blas", "gpu")},
+            "loadavg": {"start": load_start, "end": _loadavg()},
             "records": rows,
         }, args.json)
     if errors:
