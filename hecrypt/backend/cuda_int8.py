@@ -38,7 +38,6 @@ Nothing here imports CuPy or touches a GPU at import time.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import warnings
 from pathlib import Path

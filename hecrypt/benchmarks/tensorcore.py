@@ -54,7 +54,7 @@ def _time(bench: Bench, fn: Callable[[], Any], slow: float = 2.0) -> float:
     bench.sync()
     first = time.perf_counter() - t0
     if first < slow:
-        return bench.time(fn, warmup=0)
+        return bench.time(fn, warmup=0, min_time=0.25)
     if bench.quick:
         return first
     return float(np.median([first] + [bench.time(fn, repeat=1, warmup=0) for _ in range(2)]))
