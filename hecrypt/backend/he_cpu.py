@@ -118,7 +118,7 @@ def _ntt_fwd(a2, psi, psip, qs):
         wp_row = psip[li]
         t = N >> 1
         m = 1
-        while t >= 1:
+        while t >= 2:
             # stage: m groups of butterflies with span t; values stay in [0, 4q)
             for i in range(m):
                 w = w_row[m + i]
@@ -133,13 +133,26 @@ def _ntt_fwd(a2, psi, psip, qs):
                     row[j + t] = x - v + two_q
             m <<= 1
             t >>= 1
-        for j in range(N):
-            x = row[j]
+        # last stage (span 1) fused with the reduction [0, 4q) -> [0, q)
+        for i in range(m):
+            w = w_row[m + i]
+            wp = wp_row[m + i]
+            x = row[2 * i]
             if x >= two_q:
                 x -= two_q
-            if x >= q:
-                x -= q
-            row[j] = x
+            v = _shoup_lazy(w, wp, row[2 * i + 1], q)
+            y0 = x + v
+            y1 = x - v + two_q
+            if y0 >= two_q:
+                y0 -= two_q
+            if y0 >= q:
+                y0 -= q
+            if y1 >= two_q:
+                y1 -= two_q
+            if y1 >= q:
+                y1 -= q
+            row[2 * i] = y0
+            row[2 * i + 1] = y1
 
 
 @nb.njit(parallel=True, cache=True)
@@ -153,8 +166,22 @@ def _ntt_inv(a2, ipsi, ipsip, qs, ninv, ninvp, last, lastp):
         row = a2[r]
         w_row = ipsi[li]
         wp_row = ipsip[li]
-        t = 1
         h = N >> 1
+        t = 1
+        if h > 1:
+            # first stage (span 1) unrolled
+            for i in range(h):
+                w = w_row[h + i]
+                wp = wp_row[h + i]
+                u = row[2 * i]
+                v = row[2 * i + 1]
+                x = u + v
+                if x >= two_q:
+                    x -= two_q
+                row[2 * i] = x
+                row[2 * i + 1] = _shoup_lazy(w, wp, u - v + two_q, q)
+            t = 2
+            h >>= 1
         while h > 1:
             # stage: h groups of span t; inputs and outputs in [0, 2q)
             for i in range(h):

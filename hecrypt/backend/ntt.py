@@ -93,7 +93,7 @@ def ntt_primes(bits_list: Sequence[int], N: int, exclude: Iterable[int] = ()) ->
 
     For every bit size the largest unused prime below ``2**bits`` is taken (so the result is
     deterministic), skipping ``exclude`` and primes already returned.  ``bits`` must be in
-    ``[log2(2N) + 2, 61]``.  Raises ``ValueError`` when a size has no prime left.
+    ``[log2(2N) + 1, 61]``.  Raises ``ValueError`` when a size has no prime left.
     """
     N = _check_n(N)
     two_n = 2 * N
@@ -106,7 +106,7 @@ def ntt_primes(bits_list: Sequence[int], N: int, exclude: Iterable[int] = ()) ->
         if bits > MAX_PRIME_BITS or (1 << (bits - 1)) < two_n:
             raise ValueError(
                 f"prime size {bits} bits is out of range for N={N}: need "
-                f"{two_n.bit_length() + 1} <= bits <= {MAX_PRIME_BITS}"
+                f"{two_n.bit_length()} <= bits <= {MAX_PRIME_BITS}"
             )
         lo = 1 << (bits - 1)
         # largest q = k*2N + 1 < 2**bits
