@@ -425,3 +425,267 @@ def test_chacha20_matches_cryptography(lib, rng):
         lib.t_chacha20(_chacha_words(key), _chacha_words(nonce), counter, nblocks, out)
         # past 2^32 blocks the counter carries into the first nonce word, as OpenSSL does
         np.testing.assert_array_equal(out, CPUBackend.chacha20_keystream(key, nonce, counter, nblocks))
+
+
+# --------------------------------------------------------------------------------------
+# CUDABackend's host logic with emulated kernels
+# --------------------------------------------------------------------------------------
+# CuPy is replaced by numpy and every extern "C" entry point by a numpy model of what the
+# .cu file computes, reading its arguments exactly as the kernel signature declares them.
+# This runs cuda.py's own code (argument order and types, buffer shapes, broadcasting,
+# batch strides, K chunking, diagonal slicing, path dispatch, the int8 hook) on the CPU;
+# the kernels' arithmetic itself is what the tests above check.
+import ctypes as _ct  # noqa: E402
+import types  # noqa: E402
+
+from hecrypt.backend import cuda as cuda_mod  # noqa: E402
+from hecrypt.backend import kernels as kernels_mod  # noqa: E402
+
+
+def _fake_cupy():
+    cp = types.SimpleNamespace()
+    for name in ("asarray", "ascontiguousarray", "empty", "zeros", "broadcast_arrays", "broadcast_to",
+                 "moveaxis", "matmul"):
+        setattr(cp, name, getattr(np, name))
+    cp.ndarray = np.ndarray
+    cp.asnumpy = np.asarray
+    dev = types.SimpleNamespace(id=0, attributes={"MultiProcessorCount": 2})
+    stream = types.SimpleNamespace(synchronize=lambda: None)
+    cp.cuda = types.SimpleNamespace(Device=lambda *a: dev, get_current_stream=lambda: stream)
+    return cp
+
+
+def _qcheck(q, mu, k):
+    assert (int(q), int(mu), int(k)) == barrett(int(q)), "Barrett constants passed out of order"
+    return int(q)
+
+
+def _view(ptr_array, n, dtype):
+    return np.ctypeslib.as_array((_ct.c_byte * (n * np.dtype(dtype).itemsize)).from_address(int(ptr_array))) \
+        .view(dtype)
+
+
+def _batched(x, nb, rows, cols, stride):
+    flat = x.reshape(-1)
+    return np.lib.stride_tricks.as_strided(flat, (nb, rows, cols),
+                                           (stride * flat.itemsize, cols * flat.itemsize, flat.itemsize))
+
+
+def _emulated_kernel(module, name):  # noqa: C901 - one branch per entry point
+    assert name in cuda_mod.KERNELS[module]
+    cpu_be = CPUBackend
+
+    def run(grid, block, args):
+        assert all(g >= 1 for g in grid) and block == (256,)
+        for a in args:  # every scalar must be a fixed-width numpy scalar, as CuPy needs
+            assert isinstance(a, (np.ndarray, np.integer)), (name, type(a))
+        sfx = name.rsplit("_", 1)[-1]
+        zq = sfx == "zq" or sfx.startswith("zq")
+        if name.startswith("ew_nsum"):
+            ptrs, nin, out, n = args[:4]
+            q = _qcheck(*args[4:]) if zq else 0
+            xs = [_view(p, int(n), out.dtype) for p in ptrs[: int(nin)]]
+            out.reshape(-1)[:] = cpu_be.nsum(xs, q)
+        elif name.startswith("ew_neg"):
+            a, out, n = args[:3]
+            q = _qcheck(*args[3:]) if zq else 0
+            out.reshape(-1)[:] = cpu_be.neg(a.reshape(-1)[: int(n)], q)
+        elif name.startswith("ew_"):
+            op = name.split("_")[1]
+            a, b, out, n = args[:4]
+            q = _qcheck(*args[4:]) if zq else 0
+            x = a.reshape(-1)[: int(n)]
+            y = b.reshape(-1)[0] if op.endswith("s") else b.reshape(-1)[: int(n)]
+            y = np.asarray(y, dtype=out.dtype)
+            fn = {"add": "add", "sub": "sub", "mul": "mul", "adds": "add", "subs": "sub", "muls": "mul"}
+            if op == "rsubs":
+                res = cpu_be.sub(np.broadcast_to(y, x.shape), x, q)
+            else:
+                res = getattr(cpu_be, fn[op])(x, np.broadcast_to(y, x.shape), q)
+            out.reshape(-1)[:] = res
+        elif name.startswith("ax_sum_strided"):
+            a, out, pre, C, post = args[:5]
+            q = _qcheck(*args[5:]) if zq else 0
+            out.reshape(-1)[:] = np.asarray(cpu_be.sum(a.reshape(int(pre), int(C), int(post)), 1, q)).reshape(-1)
+        elif name.startswith("ax_sum_rows"):
+            a, out, rows, C, chunk = (args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
+            q = _qcheck(*args[5:]) if zq else 0
+            a2 = a.reshape(rows, C)
+            nch = -(-C // chunk)
+            for t in range(rows * nch):
+                r, c = divmod(t, nch)
+                out.reshape(-1)[t] = cpu_be.sum(a2[r, c * chunk:(c + 1) * chunk], None, q)
+        elif name == "reduce_u128_zq":
+            lo, hi, out, n = args[:4]
+            q = _qcheck(*args[4:7])
+            assert int(args[7]) == two64_mod(q)
+            out.reshape(-1)[:] = cpu_be.reduce_u128(lo.reshape(-1), hi.reshape(-1), q)
+        elif name.startswith("truncate_"):
+            a, out, n, f = args[:4]
+            q = int(args[4]) if zq else 0
+            out.reshape(-1)[:] = cpu_be.truncate(a.reshape(-1), int(f), q)
+        elif name.startswith("matmul_"):
+            A, B, C, M, N, K, nb, sa, sb, sc = args[:10]
+            M, N, K, nb, sa, sb, sc = (int(v) for v in (M, N, K, nb, sa, sb, sc))
+            q = 0
+            if zq:
+                q = _qcheck(*args[10:13])
+                assert int(args[13]) == two64_mod(q) and int(args[14]) == (1 << 128) % q
+            assert grid[0] >= -(-N // 64) and grid[1] >= min(-(-M // 64), 65535) and grid[2] >= min(nb, 65535)
+            bits = 8 * A.dtype.itemsize if not q else 64
+            Ab, Bb = _batched(A, nb, M, K, sa), _batched(B, nb, K, N, sb)
+            _batched(C, nb, M, N, sc)[...] = cpu_be.matmul(np.ascontiguousarray(Ab), np.ascontiguousarray(Bb), q,
+                                                           bits)
+        elif name.startswith("split_rows_") or name.startswith("split_cols_"):
+            rowsplit = name.startswith("split_rows_")
+            if rowsplit:
+                A, out, nb, M, K, sa, c0, kc = args[:8]
+                rest = args[8:]
+            else:
+                A, out, nb, N, sb, c0, kc = args[:7]
+                rest = args[7:]
+            q = int(rest[0]) if zq else 0
+            bits = 32 if sfx == "u32" else 64
+            plan = limb_plan(bits, q)
+            L = int(sfx[2:]) if zq else plan.nlimbs
+            assert L == plan.nlimbs
+            nb, c0, kc = int(nb), int(c0), int(kc)
+            if rowsplit:
+                M, K, sa = int(M), int(K), int(sa)
+                src = np.ascontiguousarray(_batched(A, nb, M, K, sa)[:, :, c0:c0 + kc])
+                assert out.shape == (nb, M, L * kc) and out.flags.c_contiguous
+                cpu._split_rows(src, out, L, plan.width, np.uint64(q), bits)
+            else:
+                N, sb = int(N), int(sb)
+                Ktot = A.size // max(1, nb) // N if sb else A.size // N
+                src = np.ascontiguousarray(_batched(A, nb, Ktot, N, sb)[:, c0:c0 + kc, :])
+                assert out.shape == (nb, L * kc, N) and out.flags.c_contiguous
+                cpu._split_cols_rev(src, out, L, plan.width, np.uint64(q), bits)
+        elif name.startswith("recombine_pow2_"):
+            diags, acc, n = args
+            D = diags.size // int(n)
+            width = {"u64": 22, "u32": 16}[sfx]
+            a64 = acc.reshape(-1).astype(np.uint64)
+            cpu._recombine_pow2(diags.reshape(D, -1), a64, width)
+            acc.reshape(-1)[:] = a64.astype(acc.dtype)
+        elif name == "recombine_zq":
+            diags, acc, n, D = args[:4]
+            q = _qcheck(*args[4:7])
+            D = int(D)
+            pows = np.array([int(p) for p in args[7:7 + D]], np.uint64)
+            assert pows.tolist() == [pow(2, 22 * d, q) for d in range(D)]
+            qq, mu, k = barrett(q)
+            cpu._recombine_q(diags.reshape(D, -1), acc.reshape(-1), pows, np.uint64(qq), np.uint64(mu), np.uint64(k))
+        elif name == "chacha20_blocks":
+            out, counter, nblocks = args[:3]
+            key = np.array(args[3:11], np.uint32).astype("<u4").tobytes()
+            nonce = np.array(args[11:14], np.uint32).astype("<u4").tobytes()
+            out[:] = cpu_be.chacha20_keystream(key, nonce, int(counter), int(nblocks))
+        else:  # pragma: no cover
+            raise AssertionError(f"no emulation for {name}")
+
+    return run
+
+
+@pytest.fixture
+def emulated(monkeypatch):
+    monkeypatch.setattr(kernels_mod, "get_function", _emulated_kernel)
+    monkeypatch.setattr(cuda_mod, "_device_pointer", lambda x: x.ctypes.data)
+    be = cuda_mod.CUDABackend.__new__(cuda_mod.CUDABackend)
+    cp = _fake_cupy()
+    be.xp = cp
+    be._cp = cp
+    be._sm_count = {}
+    be._int8_state = "not registered (emulated device)"
+    be._matmul_paths = [
+        cuda_mod.MatmulPath("limb-f64", cuda_mod._big, be._matmul_limb),
+        cuda_mod.MatmulPath("simt", lambda *args: True, be._matmul_simt),
+    ]
+    return be
+
+
+_EM_RINGS = [(0, np.uint64, 64), (0, np.uint32, 32), (501337, np.uint64, 64), ((1 << 40) + 15, np.uint64, 64),
+             ((1 << 62) - 57, np.uint64, 64)]
+
+
+def _rand_ring(rng, shape, q, dt):
+    if q:
+        return rng.integers(0, q, size=shape, dtype=np.uint64)
+    return rng.integers(0, 1 << 64, size=shape, dtype=np.uint64).astype(dt)
+
+
+@pytest.mark.parametrize("q,dt,bits", _EM_RINGS)
+def test_emulated_cuda_backend_elementwise(emulated, rng, q, dt, bits):
+    be = emulated
+    a, b = _rand_ring(rng, (37, 29), q, dt), _rand_ring(rng, (37, 29), q, dt)
+    s = _rand_ring(rng, (), q, dt)
+    col = _rand_ring(rng, (37, 1), q, dt)
+    for op in ("add", "sub", "mul"):
+        f, g = getattr(be, op), getattr(CPUBackend, op)
+        np.testing.assert_array_equal(f(a, b, q), g(a, b, q))
+        np.testing.assert_array_equal(f(a, s, q), g(a, s, q))
+        np.testing.assert_array_equal(f(s, b, q), g(s, b, q))
+        np.testing.assert_array_equal(f(col, b.T[:1], q), g(col, b.T[:1], q))
+    np.testing.assert_array_equal(be.neg(a, q), CPUBackend.neg(a, q))
+    np.testing.assert_array_equal(be.nsum([a, b, a], q), CPUBackend.nsum([a, b, a], q))
+    for f in (1, 7):
+        np.testing.assert_array_equal(be.truncate(a, f, q), CPUBackend.truncate(a, f, q))
+    big = _rand_ring(rng, (3, 40000), q, dt)
+    for arr, axis in [(a, None), (a, 0), (a, 1), (big, 1), (big, None), (big.T.copy(), 0), (a.reshape(37, 29, 1), 1)]:
+        got = be.sum(arr, axis, q)
+        want = np.asarray(CPUBackend.sum(arr, axis, q), dtype=dt)
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+    if q:
+        lo, hi = _u64(rng, 100), _u64(rng, 100)
+        np.testing.assert_array_equal(be.reduce_u128(lo, hi, q), CPUBackend.reduce_u128(lo, hi, q))
+
+
+@pytest.mark.parametrize("q,dt,bits", _EM_RINGS)
+@pytest.mark.parametrize("path", ["simt", "limb-f64"])
+def test_emulated_cuda_backend_matmul(emulated, rng, q, dt, bits, path):
+    be = emulated
+    kmax = limb_plan(bits, q).kmax
+    kmax = kmax if kmax < 5000 else 1024  # Z_2^32 chunks only past ~4M: not worth the time here
+    for sa, sb in [((5, 7), (7, 3)), ((9, kmax + 1), (kmax + 1, 4)), ((3, 4, 6), (3, 6, 5)), ((4, 6), (2, 6, 5)),
+                   ((2, 1, 3, 5), (4, 5, 2))]:
+        a, b = _rand_ring(rng, sa, q, dt), _rand_ring(rng, sb, q, dt)
+        got = be.matmul_path(a, b, q, bits, path=path)
+        want = CPUBackend.matmul(a, b, q, bits)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    z = be.matmul_path(_rand_ring(rng, (3, 0), q, dt), _rand_ring(rng, (0, 2), q, dt), q, bits, path=path)
+    assert z.shape == (3, 2) and z.dtype == dt and not z.any()  # empty inner dimension: zeros
+    assert be.select_matmul_path(q, bits, 8, 8, 8) == "simt"
+    assert be.select_matmul_path(q, bits, 256, 256, 256) == "limb-f64"
+
+
+def test_emulated_int8_hook_registers_first(emulated, rng, monkeypatch):
+    be = emulated
+    calls = []
+    fake = types.SimpleNamespace(int8_matmul=lambda a, b, bits: calls.append(bits) or CPUBackend.matmul(a, b, 0, bits),
+                                 int8_selfcheck=lambda backend: backend is be)
+    monkeypatch.setitem(__import__("sys").modules, "hecrypt.backend.cuda_int8", fake)
+    be._int8_state = None
+    a, b = _rand_ring(rng, (130, 129), 0, np.uint64), _rand_ring(rng, (129, 131), 0, np.uint64)
+    np.testing.assert_array_equal(be.matmul(a, b, 0, 64), CPUBackend.matmul(a, b, 0, 64))
+    assert calls == [64] and be._matmul_paths[0].name == "int8-tc"
+    rep = be.matmul_path_report()
+    assert rep["Z_2^64"]["large"] == "int8-tc" and rep["Z_q (q < 2^62)"]["large"] == "limb-f64"
+    assert rep["Z_2^64"]["small (batch*M*N*K < 2^21)"] == "simt"
+    # a failing self-check keeps the path out
+    be2 = emulated.__class__.__new__(emulated.__class__)
+    be2.__dict__.update({k: v for k, v in be.__dict__.items()})
+    be2._matmul_paths = [p for p in be._matmul_paths if p.name != "int8-tc"]
+    be2._int8_state = None
+    fake.int8_selfcheck = lambda backend: False
+    be2._register_int8()
+    assert "mismatch" in be2._int8_state and all(p.name != "int8-tc" for p in be2._matmul_paths)
+
+
+def test_emulated_chacha20(emulated):
+    key, nonce = os.urandom(32), os.urandom(12)
+    np.testing.assert_array_equal(emulated.chacha20_keystream(key, nonce, 5, 9),
+                                  CPUBackend.chacha20_keystream(key, nonce, 5, 9))
+    with pytest.raises(ValueError):
+        emulated.chacha20_keystream(key[:31], nonce, 0, 1)

@@ -76,6 +76,11 @@ class MatmulPath:
     description: str = ""
 
 
+def _device_pointer(x) -> int:
+    """Device address of a CuPy array's first element."""
+    return int(x.data.ptr)
+
+
 def _big(q: int, bits: int, M: int, N: int, K: int, batch: int) -> bool:
     return batch * M * N * K >= LIMB_MIN_WORK
 
@@ -224,7 +229,7 @@ class CUDABackend:
         if len(arrays) == 1:
             return arrays[0].copy()
         out = cp.empty(shape, dt)
-        ptrs = cp.asarray(np.array([x.data.ptr for x in arrays], np.uint64))
+        ptrs = cp.asarray(np.array([_device_pointer(x) for x in arrays], np.uint64))
         self._launch("ring_elementwise", f"ew_nsum_{sfx}", out.size,
                      (ptrs, np.int32(len(arrays)), out, _I64(out.size)) + self._qargs(q))
         return out
