@@ -20,8 +20,9 @@ Truncation of a product ``z`` (scale ``2^(2f)``) by ``g`` bits:
 
 * ``local`` (SecureML, Mohassel & Zhang 2017, two parties in Z_2^k): party 0 computes
   ``floor(z_0 / 2^g)``, party 1 ``-floor(-z_1 / 2^g)`` on signed shares.  The result is
-  within one unit of ``z / 2^g`` unless the shares wrap, which happens with probability at
-  most ``|z| / 2^(k-1)`` per element (a wrong result is then off by about ``2^(k-g)``).
+  within one unit of ``z / 2^g`` unless the signed shares wrap, which happens with
+  probability ``|z| / 2^k`` per element for uniform shares (SecureML's bound: at most
+  ``2^(l+1-k)`` when ``|z| < 2^l``); a wrong result is off by about ``2^(k-g)``.
 * ``dealer`` (any number of parties, any ring; one extra round): with shares of a uniform
   ``r``, ``r_hi = floor(r/2^g)`` and ``t`` (see :mod:`.provider`), the parties open
   ``c = z + B + r`` (``B`` a public bias, a multiple of ``2^g`` near ``M/4``) and set

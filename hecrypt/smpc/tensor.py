@@ -8,8 +8,8 @@ Ranges the operations assume (secret values cannot be checked without revealing 
 everything public is checked): encoded magnitudes ``|x| 2^f`` below ``M/2``; a product of
 two fixed-point values below ``2^(log2 M - 2 - 2f)`` in magnitude (``2^30`` for Z_2^64,
 f = 16) so the ``2f``-scaled product fits the truncation's range (``M/4``).  With local
-truncation a product of magnitude ``v`` is wrong with probability about
-``v 2^(2f) / 2^(k-1)`` per element (see ``docs/smpc.md``).
+truncation a product of magnitude ``v`` is wrong with probability ``v 2^(2f) / 2^k`` per
+element (see ``docs/smpc.md``).
 """
 
 from __future__ import annotations

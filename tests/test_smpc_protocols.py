@@ -1,0 +1,330 @@
+"""hecrypt.smpc protocols: Beaver identity, triple single use, truncation accuracy and failure
+bounds, privacy of n-1 shares, mask reuse, communication accounting, CPU/GPU parity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hecrypt.backend import cuda_status
+from hecrypt.errors import ConsumedError
+from hecrypt.smpc import SMPCContext, TrustedDealer
+from hecrypt.smpc import protocols as proto
+
+Q61 = (1 << 61) - 1
+
+
+def _ctx(ring="Z2_64", f=16, parties=("alice", "bob"), **kw):
+    return SMPCContext(parties=parties, ring=ring, frac_bits=f, device="cpu", **kw)
+
+
+def _wrap64(a):
+    return np.asarray(a, dtype=np.uint64)
+
+
+# ------------------------------------------------------------------------------------------
+# Beaver products are exact ring identities
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("parties", [("a", "b"), ("a", "b", "c"), ("a", "b", "c", "d")])
+@pytest.mark.parametrize("compress", [True, False])
+def test_beaver_identity_exact_in_z2_64(parties, compress, rng):
+    ctx = _ctx(parties=parties, dealer=TrustedDealer(compress=compress))
+    m, k, n = (int(v) for v in rng.integers(1, 7, size=3))
+    X = rng.integers(0, 2**64, size=(m, k), dtype=np.uint64)
+    Y = rng.integers(0, 2**64, size=(k, n), dtype=np.uint64)
+    Y2 = rng.integers(0, 2**64, size=(m, k), dtype=np.uint64)
+    x, y, y2 = ctx.share_int(X), ctx.share_int(Y, owner=parties[1]), ctx.share_int(Y2, owner=parties[-1])
+    # reference: exact products mod 2^64 (numpy's uint64 arithmetic wraps)
+    with np.errstate(over="ignore"):
+        mm = np.zeros((m, n), np.uint64)
+        for j in range(k):
+            mm += X[:, j:j + 1] * Y[j:j + 1, :]
+        assert np.array_equal(_wrap64((x @ y).reveal().view(np.uint64)), mm)
+        assert np.array_equal((x * y2).reveal().view(np.uint64), X * Y2)
+        assert np.array_equal(x.square().reveal().view(np.uint64), X * X)
+
+
+@pytest.mark.parametrize("q", [Q61, 1000003])
+def test_beaver_identity_exact_in_zq(q, rng):
+    ctx = _ctx(q, 0, ("a", "b", "c"))
+    X = rng.integers(0, q, size=(3, 4))
+    Y = rng.integers(0, q, size=(4, 2))
+    x, y = ctx.share_int(X), ctx.share_int(Y, owner="c")
+    ref = [[sum(int(X[i, t]) * int(Y[t, j]) for t in range(4)) % q for j in range(2)] for i in range(3)]
+    got = (x @ y).reveal() % q
+    assert got.tolist() == ref
+    ref2 = [[int(a) * int(a) % q for a in row] for row in X]
+    assert (x.square().reveal() % q).tolist() == ref2
+
+
+def test_dealer_material_satisfies_the_triple_relation(rng):
+    ctx = _ctx(parties=("a", "b", "c"))
+    R = ctx.ring
+    sa, sb = (3, 4), (4, 5)
+    mid = ctx.dealer.acquire(("matmul", sa, sb, None, None))
+    mats = [p.take_material(mid, "matmul") for p in ctx.compute_parties]
+    A = R.sum_shares([m["a"] for m in mats])
+    B = R.sum_shares([m["b"] for m in mats])
+    W = R.sum_shares([m["w"] for m in mats])
+    own = R.sum_shares([R.matmul(m["a"], m["b"]) for m in mats])
+    assert np.array_equal(R.add(W, own), R.matmul(A, B))      # C = W + sum A_i B_i = A B
+    # uniform-looking masks: not all equal, full 64-bit range in use
+    assert A.max() > 2**62 and len(np.unique(A)) == A.size
+
+
+def test_triples_are_single_use(rng):
+    ctx = _ctx()
+    key = ("mul", (4,), None, None)
+    mid = ctx.dealer.acquire(key)
+    alice = ctx.parties["alice"]
+    alice.take_material(mid, "mul")
+    with pytest.raises(ConsumedError):
+        alice.take_material(mid, "mul")
+    # re-delivering a used id is refused too
+    ctx.dealer.precompute_mul((4,), count=2)
+    assert ctx.dealer.pending() == 2
+    x = ctx.share(rng.normal(size=4))
+    y = ctx.share(rng.normal(size=4))
+    for _ in range(3):
+        x * y
+    assert ctx.dealer.pending() == 0
+    assert ctx.dealer.issued == 1 + 2 + 1
+
+
+def test_precomputed_offline_phase_makes_online_free_of_dealer_traffic(rng):
+    ctx = _ctx()
+    A, B = rng.normal(size=(8, 6)), rng.normal(size=(6, 3))
+    a, b = ctx.share(A), ctx.share(B)
+    ctx.dealer.precompute_matmul((8, 6), (6, 3), count=1)
+    ctx.reset_stats()
+    c = a @ b
+    st = ctx.stats.snapshot()
+    assert st["by_phase"]["offline"]["bytes_sent"] == 0
+    assert st["rounds"] == 1  # one opening of E and F; local truncation adds none
+    assert np.allclose(c.reveal(), A @ B, atol=1e-3)
+    assert ctx.timing.offline_s == 0 and ctx.timing.online_s > 0
+
+
+# ------------------------------------------------------------------------------------------
+# accuracy against float64
+# ------------------------------------------------------------------------------------------
+def _matmul_bound(A, B, f):
+    """|decoded - exact| for a fixed-point matmul with one truncation: encoding errors of both
+    operands (2^-(f+1) each) times the other's magnitude, summed over K, plus one unit of the
+    truncation and the output's rounding."""
+    k = A.shape[-1]
+    e = 2.0 ** -(f + 1)
+    return k * (np.abs(A).max() * e + np.abs(B).max() * e + e * e) + 2.0 ** -f + 2.0 ** -(f + 1)
+
+
+def _mul_bound(A, B, f):
+    e = 2.0 ** -(f + 1)
+    return np.abs(A).max() * e + np.abs(B).max() * e + e * e + 2.0 ** -f + 2.0 ** -(f + 1)
+
+
+@pytest.mark.parametrize("ring,f,parties,trunc", [
+    ("Z2_64", 16, ("a", "b"), "local"),
+    ("Z2_64", 16, ("a", "b"), "dealer"),
+    ("Z2_64", 20, ("a", "b", "c"), "dealer"),
+    ("Z2_32", 8, ("a", "b"), "auto"),
+    (Q61, 16, ("a", "b"), "auto"),
+    (Q61, 12, ("a", "b", "c"), "dealer"),
+])
+def test_mul_matmul_accuracy_random_shapes(ring, f, parties, trunc, rng):
+    ctx = _ctx(ring, f, parties, truncation=trunc)
+    if trunc == "auto":
+        assert ctx.truncation == "dealer"  # local truncation is only chosen for 2 parties in Z_2^64
+    lim = 4.0 if ctx.ring.bits > 40 else 1.0
+    for _ in range(3):
+        m, k, n = (int(v) for v in rng.integers(1, 12, size=3))
+        if ctx.ring.bits <= 32:
+            k = min(k, 4)
+        A, B = rng.uniform(-lim, lim, (m, k)), rng.uniform(-lim, lim, (k, n))
+        a, b = ctx.share(A), ctx.share(B, owner=parties[-1])
+        assert np.max(np.abs((a @ b).reveal() - A @ B)) <= _matmul_bound(A, B, f)
+        C = rng.uniform(-lim, lim, (m, k))
+        c = ctx.share(C)
+        assert np.max(np.abs((a * c).reveal() - A * C)) <= _mul_bound(A, C, f)
+        assert np.max(np.abs((a @ B).reveal() - A @ B)) <= _matmul_bound(A, B, f)
+
+
+@pytest.mark.parametrize("ring,f,parties", [("Z2_64", 16, ("a", "b")), ("Z2_64", 16, ("a", "b", "c")),
+                                            ("Z2_32", 10, ("a", "b")), (Q61, 16, ("a", "b", "c")),
+                                            (1000003, 4, ("a", "b"))])
+def test_dealer_truncation_is_within_one_unit_over_the_whole_range(ring, f, parties, rng):
+    """Dealer truncation must be right for every z with |z| < M/4, including values near the
+    edges where the masked opening wraps."""
+    ctx = _ctx(ring, f, parties, truncation="dealer")
+    R = ctx.ring
+    bias = proto.dealer_trunc_bias(R, f)
+    lo, hi = -bias, (R.modulus + 1) // 2 - bias
+    z = np.concatenate([rng.integers(lo, hi, size=3000, dtype=np.int64),
+                        np.array([lo, lo + 1, -1, 0, 1, hi - 1, hi - 2], dtype=np.int64)])
+    zs = ctx.share_int(z)
+    out = proto.truncate_dealer(ctx, zs._shares(), f)
+    got = R.to_signed(R.sum_shares(out))
+    exact = z >> f  # floor division by 2^f
+    assert np.all(np.abs(got - exact) <= 1)
+    # the carry makes it a stochastic rounding: both floor and floor + 1 occur
+    assert set(np.unique(got - exact)) <= {0, 1, -1}
+
+
+def test_local_truncation_stays_within_its_failure_bound(rng):
+    """SecureML truncation fails with probability |z| / 2^64 per element in Z_2^64.  With
+    |z| < 2^40 that is < 2^-24, so 20 000 elements fail with probability < 0.2%."""
+    ctx = _ctx()
+    f = 16
+    z = rng.integers(-2**40, 2**40, size=20000, dtype=np.int64)
+    zs = ctx.share_int(z)
+    got = ctx.ring.to_signed(ctx.ring.sum_shares(proto.truncate_local(ctx, zs._shares(), f)))
+    err = got - (z >> f)
+    assert np.all((err == 0) | (err == 1))
+
+
+def test_local_truncation_failure_rate_matches_the_formula(rng):
+    """Near the ring's limit the failure is observable and its rate is |z| / 2^k."""
+    ctx = _ctx()
+    n = 20000
+    z = np.full(n, 2**60, dtype=np.int64) * rng.choice([-1, 1], size=n)  # p = 2^60 / 2^64
+    zs = ctx.share_int(z)
+    got = ctx.ring.to_signed(ctx.ring.sum_shares(proto.truncate_local(ctx, zs._shares(), 16)))
+    fails = np.mean(np.abs(got - (z >> 16)) > 1)
+    assert abs(fails - 1 / 16) < 0.015
+    with pytest.raises(ValueError):
+        proto.truncate_local(_ctx(parties=("a", "b", "c")), [zs.share_of("alice")] * 3, 16)
+
+
+# ------------------------------------------------------------------------------------------
+# privacy
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n_parties", [2, 3])
+def test_any_n_minus_1_shares_are_uniform(n_parties, rng):
+    from scipy.stats import chisquare
+
+    q = 7
+    names = tuple(f"p{i}" for i in range(n_parties))
+    ctx = _ctx(q, 0, names)
+    secret = int(rng.integers(0, q))
+    t = ctx.share_int(np.full(4000, secret))
+    for drop in range(n_parties):  # every subset of n-1 parties
+        seen = [t.share_of(p).astype(np.int64) for i, p in enumerate(names) if i != drop]
+        cell = np.zeros_like(seen[0])
+        for s in seen:
+            cell = cell * q + s
+        counts = np.bincount(cell, minlength=q ** len(seen))
+        assert chisquare(counts).pvalue > 1e-5, (drop, counts)
+    # and the distribution does not depend on the secret: shares of another secret look the same
+    other = ctx.share_int(np.full(4000, (secret + 3) % q))
+    c1 = np.bincount(t.share_of("p0").astype(np.int64), minlength=q)
+    c2 = np.bincount(other.share_of("p0").astype(np.int64), minlength=q)
+    from scipy.stats import chi2_contingency
+
+    assert chi2_contingency(np.stack([c1, c2])).pvalue > 1e-5
+
+
+def test_openings_look_uniform(rng):
+    """The opened Beaver differences E = X - A are uniform in the ring whatever X is."""
+    from scipy.stats import chisquare
+
+    ctx = _ctx(7, 0)
+    x = ctx.share_int(np.zeros(3000, dtype=np.int64))
+    y = ctx.share_int(np.ones(3000, dtype=np.int64))
+    seen = []
+    orig = proto.open_values
+
+    def spy(c, masked, tag="open"):
+        out = orig(c, masked, tag)
+        seen.append(out[0])
+        return out
+
+    proto.open_values = spy
+    try:
+        (x * y).reveal()
+    finally:
+        proto.open_values = orig
+    for k in ("e", "f"):
+        counts = np.bincount(seen[0][k].astype(np.int64), minlength=7)
+        assert chisquare(counts).pvalue > 1e-5
+
+
+# ------------------------------------------------------------------------------------------
+# mask reuse
+# ------------------------------------------------------------------------------------------
+def test_reuse_mask_opens_once_and_is_tracked(rng):
+    ctx = _ctx()
+    X, W = rng.normal(size=(20, 6)), rng.normal(size=(6, 2))
+    x = ctx.share(X).reuse_mask()
+    assert x.reuses_mask and x.mask_uses == 0
+    w = ctx.share(W)
+    ctx.reset_stats()
+    p1 = x @ w
+    first = ctx.stats.by_phase["online"]["bytes_sent"]
+    g = ctx.share(rng.normal(size=(20, 2)))
+    ctx.reset_stats()
+    p2 = x @ w
+    second = ctx.stats.by_phase["online"]["bytes_sent"]
+    assert second < first / 3  # only F = W - B travels; E = X - A is reused
+    G = g.reveal()
+    up = x.T @ g  # the transposed mask is reused as well
+    assert x.mask_uses == 3
+    for got, ref in ((p1, X @ W), (p2, X @ W), (up, X.T @ G)):
+        assert np.max(np.abs(got.reveal() - ref)) < 5e-3
+    plain = ctx.share(X)
+    assert not plain.reuses_mask and plain.mask_uses == 0
+    assert np.allclose((x * x).reveal(), X * X, atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------
+# communication accounting
+# ------------------------------------------------------------------------------------------
+def test_bytes_and_rounds_are_counted_from_messages(rng):
+    ctx = _ctx(parties=("a", "b", "c"))
+    x = ctx.share(rng.normal(size=(4, 4)))
+    ctx.reset_stats()
+    y = x * 0.5
+    # a public real scalar: dealer-assisted truncation, one dealer round and one opening
+    assert ctx.stats.by_phase["online"]["rounds"] == 1 and ctx.stats.by_phase["offline"]["rounds"] == 1
+    assert ctx.stats.rounds == 2
+    ctx.reset_stats()
+    z = x * x
+    st = ctx.stats.snapshot()
+    # offline: one dealer round; online: Beaver opening + truncation opening (dealer, 3 parties)
+    assert st["by_phase"]["online"]["rounds"] == 2 and st["by_phase"]["offline"]["rounds"] == 2
+    assert st["by_phase"]["online"]["messages"] == 2 * 6
+    assert sum(p["bytes_sent"] for p in st["per_party"].values()) == st["bytes_sent"]
+    assert sum(p["bytes_received"] for p in st["per_party"].values()) == st["bytes_sent"]
+    ctx.reset_stats()
+    y.reveal(to="a")
+    st = ctx.stats.snapshot()
+    assert st["rounds"] == 1 and st["messages"] == 2
+    assert st["per_party"]["a"]["bytes_received"] >= 2 * 16 * 8
+    assert ctx.comm.pending() == 0
+    del z
+
+
+def test_two_party_product_is_one_round(rng):
+    ctx = _ctx()
+    a, b = ctx.share(rng.normal(size=(5, 5))), ctx.share(rng.normal(size=(5, 5)))
+    ctx.reset_stats()
+    a @ b
+    assert ctx.stats.by_phase["online"]["rounds"] == 1
+    assert ctx.stats.by_phase["online"]["messages"] == 2
+
+
+# ------------------------------------------------------------------------------------------
+# CPU / GPU parity
+# ------------------------------------------------------------------------------------------
+@pytest.mark.gpu
+def test_cpu_gpu_bit_identical(rng):
+    if not cuda_status()[0]:
+        pytest.skip("no CUDA GPU")
+    A, B = rng.normal(size=(33, 17)), rng.normal(size=(17, 9))
+    outs = {}
+    for dev in ("cpu", "cuda"):
+        ctx = SMPCContext(device=dev, seed=1234)
+        a, b = ctx.share(A), ctx.share(B, owner="bob")
+        c = (a @ b) * a[:, :9] + 0.5
+        outs[dev] = ([np.asarray(ctx._be.to_numpy(c.share_of(p))) for p in ctx.party_names], c.reveal())
+    for s_cpu, s_gpu in zip(outs["cpu"][0], outs["cuda"][0]):
+        assert np.array_equal(s_cpu, s_gpu)
+    assert np.array_equal(outs["cpu"][1], outs["cuda"][1])
