@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hecrypt.ml.aggregation import SecureAggregator
+from hecrypt.ml.aggregation import AggregationError, SecureAggregator
 from hecrypt.ml.federated import (
     LogisticModel,
     federated_standardize,
@@ -165,11 +165,23 @@ def test_dropouts_and_failed_rounds_leave_the_model_unchanged(cancer):
             assert set(r.sites).isdisjoint(r.dropped) and len(r.sites) + len(r.dropped) == 5
 
 
+class _FailingRounds(SecureAggregator):
+    """Standardisation (3 secure means) works, then every training round fails."""
+
+    def aggregate(self, updates, **kw):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls > 3:
+            raise AggregationError("simulated network failure", None, list(updates))
+        return super().aggregate(updates, **kw)
+
+
 def test_every_round_failing_keeps_the_initial_model(cancer):
     Xtr, ytr, Xte, yte = cancer
-    agg = SecureAggregator("smpc", min_sites=6)  # 5 sites can never satisfy it
-    with pytest.raises(Exception, match="min_sites"):
-        train_federated(Xtr, ytr, Xte, yte, aggregator=agg, rounds=2, progress=False)
+    hist = train_federated(Xtr, ytr, Xte, yte, aggregator=_FailingRounds("smpc"), rounds=3, progress=False)
+    assert hist.failed_rounds == [1, 2, 3]
+    assert all(np.all(p == 0) for p in hist.params)
+    assert len({r.loss for r in hist.records}) == 1
+    assert hist.bytes_per_site == 0.0
 
 
 def test_plot_writes_png(cancer, tmp_path):
