@@ -112,14 +112,20 @@ def test_ciphertext_products_and_levels(small, rng):
         low * 0.5
 
 
-def test_scale_mismatch_is_an_error(small, rng):
-    x = rng.uniform(-1, 1, small.slots)
+def test_scale_adjustment_and_mismatch(small, rng):
+    x, y = rng.uniform(-1, 1, (2, small.slots))
     a = small.encrypt(x)
     ab = a * a
+    assert ab.scale != a.scale  # Delta^2 / q_l drifted from Delta
+    for s in (ab + a, a + ab, ab - a, a - ab):  # a is adjusted (multiply + rescale), not just cut
+        assert s.level == ab.level and math.isclose(s.scale, ab.scale, rel_tol=2 ** -30)
+    assert np.abs(small.decrypt(ab + a) - (x * x + x)).max() < 1e-4
+    assert np.abs(small.decrypt(a - ab) - (x - x * x)).max() < 1e-4
+    same_level = small.encrypt(y, level=ab.level)  # scale 2^30 at the product's level
     with pytest.raises(ValueError, match="scale mismatch"):
-        ab + a
-    fixed = ab + small.encrypt(x, scale=ab.scale, level=ab.level)
-    assert np.abs(small.decrypt(fixed) - (x * x + x)).max() < 1e-4
+        ab + same_level
+    fixed = ab + small.encrypt(y, scale=ab.scale, level=ab.level)
+    assert np.abs(small.decrypt(fixed) - (x * x + y)).max() < 1e-4
 
 
 def test_rotation_conjugation_sum_dot(small, rng):

@@ -83,44 +83,47 @@ class PolyRing:
         q = self.qs_col(basis, np.int64)
         return (x[..., None, :] % q).astype(xp.uint64)
 
-    def lift_centered(self, r, p: int, basis: Basis):
-        """Residues ``r`` (``(..., N)`` in ``[0, p)``) of the centred value, modulo ``basis``."""
-        xp = self.xp
-        q = self.qs_col(basis)
-        r = r[..., None, :]
-        half = xp.uint64(p // 2)
-        if p < min(self.moduli(basis)):
-            t = r
-        else:
-            t = r % q
-        pm = xp.asarray(np.array([p % m for m in self.moduli(basis)], dtype=np.uint64).reshape(-1, 1))
-        # negative representative r - p  ==  t - (p mod q)  (mod q)
-        neg = xp.where(t >= pm, t - pm, t + (q - pm))
-        return xp.where(r > half, neg, t)
+    def _half_consts(self, src: Basis, dst: Basis):
+        """Cached ``H_src`` (``(J, N)``, row j = ``(q_j - 1)/2``) and ``H_dst`` (``(J, I, N)``,
+        ``(q_j - 1)/2 mod dst_i``) for :meth:`mod_up`."""
+        key = (src, dst)
+        c = self._modup_cache.get(key)
+        if c is None:
+            xp, N = self.xp, self.N
+            sq, dq = self.moduli(src), self.moduli(dst)
+            hs = np.array([(p - 1) // 2 for p in sq], dtype=np.uint64)
+            hd = np.array([[((p - 1) // 2) % q for q in dq] for p in sq], dtype=np.uint64)
+            c = (xp.asarray(np.repeat(hs[:, None], N, axis=1)),
+                 xp.asarray(np.repeat(hd[:, :, None], N, axis=2)))
+            self._modup_cache[key] = c
+        return c
 
     def mod_up(self, c, src: Basis, dst: Basis):
         """Centred lift of every limb: ``c`` ``(..., J, N)`` residues modulo ``src`` ->
         ``(..., J, I, N)`` with ``[j, i]`` = centred ``c_j`` modulo ``dst[i]`` (exact).
 
-        Centring (digits in ``(-q_j/2, q_j/2]``) keeps the key-switching noise zero-mean;
-        uncentred digits would add a ``q_j/2 * (1 + x + ... + x^(N-1))`` component whose
-        evaluation near ``x = 1`` (slot 0) is ``~N`` times larger.
+        With ``h_j = (q_j - 1)/2`` and ``y = (c_j + h_j) mod q_j``, the integer ``y - h_j`` is
+        the representative of ``c_j`` in ``[-h_j, h_j]``; so the lift is
+        ``(y mod dst_i) - (h_j mod dst_i)``: one modular add, one exact single-prime
+        ``base_convert`` per limb and one modular subtraction, all backend kernels.
+
+        Centring keeps the key-switching noise zero-mean; uncentred digits would add a
+        ``q_j/2 * (1 + x + ... + x^(N-1))`` component whose evaluation near ``x = 1`` (slot 0)
+        is ``~N`` times larger.
         """
         xp = self.xp
-        key = (src, dst)
-        consts = self._modup_cache.get(key)
-        if consts is None:
-            sq, dq = self.moduli(src), self.moduli(dst)
-            pm = np.array([[p % q for q in dq] for p in sq], dtype=np.uint64)[:, :, None]
-            half = np.array([p // 2 for p in sq], dtype=np.uint64)[:, None, None]
-            consts = (xp.asarray(pm), xp.asarray(half))
-            self._modup_cache[key] = consts
-        pm, half = consts
-        q = self.qs_col(dst)
-        x = c[..., :, None, :]
-        t = x % q
-        alt = xp.where(t >= pm, t - pm, t + (q - pm))
-        return xp.where(x > half, alt, t)
+        hs, hd = self._half_consts(src, dst)
+        y = self._ops.rns_add(c, hs, self.qs(src))
+        to = self.moduli(dst)
+        parts = [self._ops.base_convert(xp.ascontiguousarray(y[..., j:j + 1, :]), (self.primes[b],), to)
+                 for j, b in enumerate(src)]
+        t = xp.stack(parts, axis=-3)
+        return self._ops.rns_sub(t, hd, self.qs(dst))
+
+    def lift_centered(self, r, p_index: int, basis: Basis):
+        """Limb ``r`` (``(..., 1, N)`` residues modulo ``primes[p_index]``) lifted, centred,
+        to every prime of ``basis``: ``(..., L, N)``."""
+        return self.mod_up(r, (p_index,), basis)[..., 0, :, :]
 
     # -- kernels -----------------------------------------------------------------------
     def ntt(self, a, basis: Basis):
@@ -167,10 +170,10 @@ class PolyRing:
         last_b = basis[-1:]
         rest = basis[:-1]
         p = self.primes[basis[-1]]
-        last = a[..., -1:, :]
+        last = xp.ascontiguousarray(a[..., -1:, :])
         if ntt_form:
-            last = self.intt(xp.ascontiguousarray(last), last_b)
-        lifted = self.lift_centered(last[..., 0, :], p, rest)
+            last = self.intt(last, last_b)
+        lifted = self.lift_centered(last, basis[-1], rest)
         if ntt_form:
             lifted = self.ntt(lifted, rest)
         diff = self.sub(a[..., :-1, :], lifted, rest)

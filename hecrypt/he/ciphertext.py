@@ -14,8 +14,12 @@ operations:
 
 Operands must come from the same keys (same context, its public copy, or a context
 deserialized from it): otherwise :class:`~hecrypt.errors.ContextMismatchError`.  Levels are
-aligned down automatically; scales must agree (relative ``2^-30``) or ``ValueError`` says
-how to fix it.  Nothing decrypts implicitly: ``np.asarray(ct)``, ``bool(ct)`` and pickling
+aligned down automatically (dropping primes: exact).  Scales of added ciphertexts must agree
+to a relative ``2^-30``; when they do not and the levels differ (``x*y + z``: the product's
+scale ``Delta^2/q_l`` drifted ``~2^-20`` from ``Delta``), the higher-level operand is
+multiplied by ``round(target * q / scale)`` and rescaled instead of having its prime dropped,
+which matches the scales to ``~2^-40``; at equal levels a mismatch is a ``ValueError`` that
+says how to fix it.  Nothing decrypts implicitly: ``np.asarray(ct)``, ``bool(ct)`` and pickling
 raise ``TypeError``.
 """
 
@@ -130,16 +134,43 @@ class _CipherBase:
         self._check_peer(other)
         if isinstance(other, CiphertextBatch) and not isinstance(self, CiphertextBatch):
             raise TypeError("combine a CiphertextBatch with a Ciphertext as batch OP ciphertext")
-        if check_scale and not math.isclose(self._scale, other._scale, rel_tol=SCALE_RTOL):
-            raise ValueError(
-                f"scale mismatch: 2^{math.log2(self._scale):.6f} vs 2^{math.log2(other._scale):.6f}; encrypt or "
-                f"encode the other operand with scale=<this>.scale (and level=<this>.level), or rescale first")
         lvl = min(self._level, other._level)
-        a = self._ev.mod_switch(self._data, self._level, lvl)
-        b = self._ev.mod_switch(other._data, other._level, lvl)
+        if check_scale and not math.isclose(self._scale, other._scale, rel_tol=SCALE_RTOL):
+            if self._level == other._level:
+                raise ValueError(
+                    f"scale mismatch at the same level: 2^{math.log2(self._scale):.6f} vs "
+                    f"2^{math.log2(other._scale):.6f}; encrypt or encode the other operand with "
+                    f"scale=<this>.scale, or bring them to different levels first")
+            hi, lo = (self, other) if self._level > other._level else (other, self)
+            adjusted = hi._adjust_scale(lo._scale, lo._level)
+            a, b = (adjusted, other._data) if hi is self else (self._data, adjusted)
+            scale = lo._scale
+        else:
+            a = self._ev.mod_switch(self._data, self._level, lvl)
+            b = self._ev.mod_switch(other._data, other._level, lvl)
+            scale = self._scale
         if isinstance(other, Ciphertext) and isinstance(self, CiphertextBatch):
             b = b[None]
-        return a, b, lvl
+        return a, b, lvl, scale
+
+    def _adjust_scale(self, scale: float, level: int) -> Any:
+        """Data of this ciphertext at the lower ``level`` with (almost exactly) ``scale``.
+
+        Drops primes down to ``level + 1``, multiplies by the integer
+        ``c = round(scale * q_(level+1) / self.scale)`` and rescales: the new scale
+        ``self.scale * c / q_(level+1)`` is within a relative ``2^-(log2 c + 1)`` of ``scale``
+        (``~2^-40`` for 40-bit primes).  Used to add ciphertexts whose scales drifted apart
+        through rescaling (e.g. ``x*y + z``); costs one rescale of this operand.
+        """
+        ev = self._ev
+        top = level + 1
+        data = ev.mod_switch(self._data, self._level, top)
+        q = ev.params.primes[top]
+        c = int(round(scale * q / self._scale))
+        if c < 1:
+            raise ValueError(f"cannot adjust scale 2^{math.log2(self._scale):.2f} down to "
+                             f"2^{math.log2(scale):.2f}")
+        return ev.rescale(ev.mul_int(data, c, top), top)
 
     def _plain(self, values: Any, level: int, scale: float):
         ev = self._ev
@@ -154,10 +185,8 @@ class _CipherBase:
     def _addsub(self, other: Any, subtract: bool, reflected: bool = False):
         ev = self._ev
         if isinstance(other, _CipherBase):
-            a, b, lvl = self._aligned(other)
-            if reflected:
-                a, b = b, a
-            return self._new(ev.sub(a, b, lvl) if subtract else ev.add(a, b, lvl), lvl, self._scale)
+            a, b, lvl, scale = self._aligned(other)
+            return self._new(ev.sub(a, b, lvl) if subtract else ev.add(a, b, lvl), lvl, scale)
         if _is_real_scalar(other):
             v = float(other) * self._scale
             if not math.isfinite(v):
@@ -196,7 +225,7 @@ class _CipherBase:
     def __mul__(self, other):
         ev = self._ev
         if isinstance(other, _CipherBase):
-            a, b, lvl = self._aligned(other, check_scale=False)
+            a, b, lvl, _ = self._aligned(other, check_scale=False)
             if lvl == 0:
                 raise ValueError("cannot multiply level-0 ciphertexts: no prime left to rescale")
             prod = ev.mul_ct(a, b, lvl)
@@ -238,7 +267,7 @@ class _CipherBase:
         """Relinearized product; with ``rescale=False`` keeps the level and scale ``s1*s2``."""
         if rescale:
             return self * other
-        a, b, lvl = self._aligned(other, check_scale=False)
+        a, b, lvl, _ = self._aligned(other, check_scale=False)
         return self._new(self._ev.mul_ct(a, b, lvl), lvl, self._scale * other._scale)
 
     def rescale(self):

@@ -68,7 +68,7 @@ class CKKSEncoder:
         """
         xp = self.xp
         v = xp.asarray(values)
-        if v.dtype == object or not (xp.issubdtype(v.dtype, xp.number) or v.dtype == bool):
+        if v.dtype == object or not (np.issubdtype(v.dtype, np.number) or v.dtype == bool):
             raise TypeError(f"values must be numeric, got dtype {v.dtype}")
         if v.ndim == 0:
             v = v.reshape(1)

@@ -11,9 +11,9 @@ Scale rules (``q_l`` is the prime a rescale removes):
   and rescale, so the result keeps the ciphertext's scale *exactly* (and drops one level);
 * integer scalars multiply exactly with no rescale (no level used);
 * ciphertext x ciphertext: scale ``Delta_1 * Delta_2 / q_l`` after the rescale (``~Delta`` when
-  both are ``~q_l``); two ciphertexts added must have scales equal to a relative ``2^-30``
-  (otherwise ``ValueError`` naming both), and are first brought to the lower level (dropping
-  primes is exact and keeps the scale).
+  both are ``~q_l``); two ciphertexts added are first brought to the lower level (dropping
+  primes is exact and keeps the scale), and their scales must agree to a relative ``2^-30``
+  (see :mod:`hecrypt.he.ciphertext` for the automatic scale adjustment across levels).
 
 Key switching (relinearization, rotations): per-limb digits with the special prime ``P``
 (SEAL's hybrid scheme): inverse NTT of the input, exact lift of each digit ``[d]_{q_j}`` to
@@ -59,6 +59,7 @@ class Evaluator:
         self.L = params.max_level
         self.K = len(params.primes) - 1  # index of P
         self._keygen_hook = keygen_hook
+        self._pk_cache: dict = {}
 
     # -- bases -------------------------------------------------------------------------
     def basis(self, level: int) -> tuple[int, ...]:
@@ -98,22 +99,39 @@ class Evaluator:
         return self.xp.asarray(np.array([value % q for q in qs], dtype=np.uint64).reshape(-1, 1))
 
     # -- encryption --------------------------------------------------------------------
+    def public_key_at(self, level: int) -> Any:
+        """The public key restricted to primes ``q_0..q_level, P``: ``(2, l+2, N)`` (cached)."""
+        pk = self.keys.pk
+        if level == self.L:
+            return pk
+        k = self._pk_cache.get(level)
+        if k is None:
+            idx = self.xp.asarray(np.array(self.key_basis(level)))
+            k = self.xp.ascontiguousarray(pk[:, idx])
+            self._pk_cache[level] = k
+        return k
+
     def encrypt_pk(self, values: Any, level: int, scale: float) -> Any:
-        """Public-key encryption ``(u*b + e0 + m, u*a + e1)`` -> ``(..., 2, l+1, N)``."""
+        """Public-key encryption -> ``(..., 2, l+1, N)`` (SEAL's method).
+
+        ``(u*b + e0, u*a + e1)`` is formed modulo ``q_0..q_l * P`` and divided by ``P``
+        (rounded), which shrinks the encryption noise ``u*e + e0 + e1*s`` to the rounding
+        noise (``~ sqrt(N/18)`` per coefficient); then the encoded message is added.
+        """
         r, xp = self.ring, self.xp
         B = self.basis(level)
+        KB = self.key_basis(level)
         m = self.encoder.encode(values, scale)  # int64 (..., N)
         lead = m.shape[:-1]
         stream = self.streams.new_stream(self.device)
-        u = sampling.ternary(stream, lead + (self.N,))
+        u = sampling.ternary(stream, lead + (1, self.N))
         e = sampling.gaussian(stream, lead + (2, self.N))
-        m0 = r.int_to_rns(m + e[..., 0, :], B)
-        small = r.small_to_rns(xp.stack([u, e[..., 1, :]], axis=-2), B)  # (..., 2, l+1, N)
-        x = r.ntt(xp.stack([small[..., 0, :, :], m0, small[..., 1, :, :]], axis=-3), B)  # u, e0+m, e1
-        pk = self.keys.pk
-        c0 = r.fma(x[..., 1, :, :], xp.ascontiguousarray(pk[0, : level + 1]), x[..., 0, :, :], B)
-        c1 = r.fma(x[..., 2, :, :], xp.ascontiguousarray(pk[1, : level + 1]), x[..., 0, :, :], B)
-        return xp.stack([c0, c1], axis=-3)
+        x = r.ntt(r.small_to_rns(xp.concatenate([u, e], axis=-2), KB), KB)  # u, e0, e1
+        pk = self.public_key_at(level)
+        c = r.fma(x[..., 1:, :, :], pk, x[..., 0:1, :, :], KB)  # (..., 2, l+2, N)
+        c = r.divide_round_last(c, KB)
+        c0 = r.add(c[..., 0, :, :], r.ntt(r.int_to_rns(m, B), B), B)
+        return xp.stack([c0, c[..., 1, :, :]], axis=-3)
 
     # -- arithmetic --------------------------------------------------------------------
     def add(self, a: Any, b: Any, level: int) -> Any:

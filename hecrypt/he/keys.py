@@ -5,8 +5,8 @@ All key material is stored in NTT form (bit-reversed evaluations, see
 special prime ``P`` (``K = L + 1`` is its index):
 
 * secret key ``s``: uniform ternary, kept modulo every prime of ``Q*P`` (``(L+2, N)``);
-* public key ``(b, a) = (-a*s + e, a)`` modulo ``Q`` (``(2, L+1, N)``), ``a`` uniform,
-  ``e`` discrete Gaussian (sigma 3.2);
+* public key ``(b, a) = (-a*s + e, a)`` modulo ``Q*P`` (``(2, L+2, N)``), ``a`` uniform,
+  ``e`` discrete Gaussian (sigma 3.2); encryption works modulo ``Q*P`` and divides by ``P``;
 * key-switching key from ``s'`` to ``s`` (relinearization: ``s' = s^2``; Galois element ``g``:
   ``s' = s(x^g)``): one pair per data prime ("per-limb digits", SEAL's layout),
   ``ksk[j] = (-a_j*s + e_j + P*s'*[i == j], a_j)`` modulo each prime ``i`` of ``Q*P``
@@ -92,7 +92,7 @@ class PublicKeys:
     """Public material shared by a context and its public-only copies."""
 
     params: CKKSParameters
-    pk: Any  # (2, L+1, N): (b, a)
+    pk: Any  # (2, L+2, N): (b, a) modulo Q*P
     relin: KeySwitchKey | None
     galois: dict[int, KeySwitchKey]
     fingerprint: bytes
@@ -128,11 +128,10 @@ class KeyGenerator:
         return SecretKey(self.ring.ntt(s_rns, self.key_basis))
 
     def public_key(self, sk: SecretKey) -> Any:
-        r, N, B = self.ring, self.params.poly_degree, self.data_basis
+        r, N, B = self.ring, self.params.poly_degree, self.key_basis
         a = sampling.uniform_rns(self.stream, r.moduli(B), (N,))  # uniform: same in NTT form
         e = r.ntt(r.small_to_rns(sampling.gaussian(self.stream, (N,)), B), B)
-        s = sk.ntt[: len(B)]
-        b = r.sub(e, r.mul(a, s, B), B)
+        b = r.sub(e, r.mul(a, sk.ntt, B), B)
         return r.xp.stack([b, a])
 
     def switch_key(self, sk: SecretKey, s_new_ntt: Any) -> KeySwitchKey:

@@ -237,12 +237,11 @@ def dump_public_context(ctx, galois: bool = True) -> bytes:
     keys = ev.keys
     to_np = (lambda a: ev.backend.to_numpy(a)) if hasattr(ev.backend, "to_numpy") else np.asarray
     pblob = ev.params.to_bytes()
-    data_mod = ev.ring.moduli(ev.basis(ev.L))
     key_mod = ev.ring.moduli(ev.key_basis(ev.L))
     gal = sorted(keys.galois.items()) if galois else []
     flags = 1 if keys.relin is not None else 0
     parts = [_CTX_HEAD.pack(_CTX_MAGIC, VERSION, flags, len(pblob)), pblob, keys.fingerprint,
-             _pack_limbs(to_np(keys.pk), data_mod)]
+             _pack_limbs(to_np(keys.pk), key_mod)]
     if keys.relin is not None:
         parts.append(_pack_limbs(to_np(keys.relin.data), key_mod))
     parts.append(struct.pack("<I", len(gal)))
@@ -276,9 +275,8 @@ def load_public_context(cls, blob: bytes, device: str | None):
     pos += 16
     N = params.poly_degree
     L = params.max_level
-    data_mod = params.primes[:L + 1]
     key_mod = params.primes
-    pk, pos = _unpack_limbs(view, pos, (2,), data_mod, N, "public key")
+    pk, pos = _unpack_limbs(view, pos, (2,), key_mod, N, "public key")
     if key_fingerprint(params, pk) != fp:
         raise SerializationError("public key does not match its fingerprint (corrupted context)")
     relin = None
