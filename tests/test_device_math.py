@@ -449,7 +449,7 @@ def _fake_cupy():
         setattr(cp, name, getattr(np, name))
     cp.ndarray = np.ndarray
     cp.asnumpy = np.asarray
-    dev = types.SimpleNamespace(id=0, attributes={"MultiProcessorCount": 2})
+    dev = types.SimpleNamespace(id=0, attributes={"MultiProcessorCount": 1})
     stream = types.SimpleNamespace(synchronize=lambda: None)
     cp.cuda = types.SimpleNamespace(Device=lambda *a: dev, get_current_stream=lambda: stream)
     return cp
@@ -587,9 +587,136 @@ def _emulated_kernel(module, name):  # noqa: C901 - one branch per entry point
     return run
 
 
-@pytest.fixture
-def emulated(monkeypatch):
-    monkeypatch.setattr(kernels_mod, "get_function", _emulated_kernel)
+# The real kernels, compiled for the host: a shim maps blockIdx/threadIdx/__syncthreads/__shared__
+# onto C++ (one block at a time; kernels with barriers run each thread of the block on its own
+# std::thread), and a launcher unpacks cuda.py's actual argument list (numpy arrays -> pointers,
+# numpy scalars -> C scalars) into the kernel's signature.
+SHIM = r"""
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+struct hc_dim3 { unsigned x, y, z; };
+static thread_local hc_dim3 threadIdx, blockIdx;
+static hc_dim3 blockDim, gridDim;
+struct hc_barrier {
+    std::mutex m; std::condition_variable cv; unsigned n = 0, count = 0, gen = 0;
+    void wait() {
+        std::unique_lock<std::mutex> l(m);
+        const unsigned g = gen;
+        if (++count == n) { count = 0; ++gen; cv.notify_all(); }
+        else cv.wait(l, [&] { return g != gen; });
+    }
+};
+static hc_barrier* hc_bar = nullptr;
+static inline void __syncthreads() { hc_bar->wait(); }
+struct uint4 { unsigned x, y, z, w; };
+static inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return uint4{a, b, c, d}; }
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(...)
+#include "KERNEL_FILE"
+template <class... A, std::size_t... I>
+static void hc_call(void (*f)(A...), void** argv, std::index_sequence<I...>) {
+    f(*reinterpret_cast<A*>(argv[I])...);
+}
+template <class... A>
+static void hc_launch(void (*f)(A...), unsigned gx, unsigned gy, unsigned gz, unsigned bx, int threaded,
+                      void** argv) {
+    gridDim = hc_dim3{gx, gy, gz};
+    blockDim = hc_dim3{bx, 1, 1};
+    for (unsigned z = 0; z < gz; ++z)
+        for (unsigned y = 0; y < gy; ++y)
+            for (unsigned x = 0; x < gx; ++x) {
+                if (!threaded) {
+                    blockIdx = hc_dim3{x, y, z};
+                    for (unsigned t = 0; t < bx; ++t) {
+                        threadIdx = hc_dim3{t, 0, 0};
+                        hc_call(f, argv, std::index_sequence_for<A...>{});
+                    }
+                    continue;
+                }
+                hc_barrier bar;
+                bar.n = bx;
+                hc_bar = &bar;
+                std::vector<std::thread> ts;
+                for (unsigned t = 0; t < bx; ++t)
+                    ts.emplace_back([=] {
+                        threadIdx = hc_dim3{t, 0, 0};
+                        blockIdx = hc_dim3{x, y, z};
+                        hc_call(f, argv, std::index_sequence_for<A...>{});
+                    });
+                for (auto& th : ts) th.join();
+            }
+}
+#define HC_EXPORT(name)                                                                               \
+    extern "C" void L_##name(unsigned gx, unsigned gy, unsigned gz, unsigned bx, int threaded, void** argv) { \
+        hc_launch(name, gx, gy, gz, bx, threaded, argv);                                             \
+    }
+"""
+
+
+@pytest.fixture(scope="session")
+def host_kernels(tmp_path_factory):
+    """{module: ctypes.CDLL} of every kernel file cuda.py uses, compiled for the host with g++."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    d = tmp_path_factory.mktemp("host_kernels")
+    procs = {}
+    for module, names in cuda_mod.KERNELS.items():
+        src = d / f"{module}_host.cpp"
+        exports = "\n".join(f"HC_EXPORT({n})" for n in names)
+        src.write_text(SHIM.replace("KERNEL_FILE", str(KDIR / f"{module}.cu")) + exports + "\n")
+        so = d / f"{module}.so"
+        cmd = ["g++", "-O1", "-std=c++17", "-shared", "-fPIC", "-pthread", f"-I{KDIR}", "-o", str(so), str(src)]
+        procs[module] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), so)
+    libs = {}
+    for module, (proc, so) in procs.items():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"host compile of {module}.cu failed:\n{err}"
+        libs[module] = ctypes.CDLL(str(so))
+    return libs
+
+
+def _ctype(a):
+    if isinstance(a, np.ndarray):
+        return ctypes.c_void_p(a.ctypes.data)
+    for t, c in ((np.int64, ctypes.c_longlong), (np.uint64, ctypes.c_uint64), (np.uint32, ctypes.c_uint32),
+                 (np.int32, ctypes.c_int)):
+        if isinstance(a, t):
+            return c(a)
+    raise TypeError(f"kernel argument of type {type(a).__name__} cannot be passed to a CUDA kernel")
+
+
+def _host_kernel_getter(libs):
+    def get_function(module, name):
+        fn = getattr(libs[module], f"L_{name}")
+        fn.restype = None
+        threaded = int(name.startswith(("matmul_", "ax_sum_rows")))
+
+        def run(grid, block, args):
+            g = tuple(grid) + (1,) * (3 - len(grid))
+            vals = [_ctype(a) for a in args]
+            argv = (ctypes.c_void_p * len(vals))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in vals])
+            fn(ctypes.c_uint(g[0]), ctypes.c_uint(g[1]), ctypes.c_uint(g[2]), ctypes.c_uint(block[0]),
+               ctypes.c_int(threaded), argv)
+
+        return run
+
+    return get_function
+
+
+@pytest.fixture(params=["model", "host-compiled"])
+def emulated(request, monkeypatch):
+    if request.param == "model":
+        monkeypatch.setattr(kernels_mod, "get_function", _emulated_kernel)
+    else:
+        monkeypatch.setattr(kernels_mod, "get_function", _host_kernel_getter(request.getfixturevalue("host_kernels")))
     monkeypatch.setattr(cuda_mod, "_device_pointer", lambda x: x.ctypes.data)
     be = cuda_mod.CUDABackend.__new__(cuda_mod.CUDABackend)
     cp = _fake_cupy()
