@@ -413,3 +413,39 @@ def test_ckks_dropout_and_bad_values(rng, ckks_ctx):
     ups["s3"][7] = np.nan
     with pytest.raises(UpdateError, match="s3.*NaN"):
         SecureAggregator("ckks", he_context=ckks_ctx).sum(ups)
+
+
+# --------------------------------------------------------------------------------------
+# benchmark suite and GPU
+# --------------------------------------------------------------------------------------
+def test_agg_bench_suite_rows(monkeypatch, tmp_path):
+    from hecrypt.benchmarks import Bench
+    from hecrypt.benchmarks import agg as suite
+
+    monkeypatch.setattr(suite, "QUICK_PARAMS", 4096)
+    monkeypatch.setenv("PEERS_DIR", str(tmp_path / "no-peers"))  # no TenSEAL: its row has no baseline
+    bench = Bench(device="cpu", quick=True, suite=suite.SUITE)
+    suite.run(bench)
+    cases = [r["case"] for r in bench.rows]
+    assert any("plaintext sum" in c for c in cases) and any("smpc" in c for c in cases)
+    for r in bench.rows:
+        assert r["params"] == 4096 and r["sites"] == suite.N_SITES and r["bytes_per_site"] > 0
+        if r["method"] == "smpc":
+            assert r["max_abs_error"] < 1e-6 and r["baseline_s"] > 0
+        if r["method"] == "ckks":
+            assert r["baseline_s"] is None and r["max_abs_error"] < 1e-4
+
+
+@pytest.mark.gpu
+def test_smpc_on_gpu_matches_cpu(rng):
+    from hecrypt.backend import get_backend
+
+    cp = get_backend("cuda").xp
+    ups = {f"s{i}": rng.normal(size=50_000) for i in range(4)}
+    dev = {s: cp.asarray(u) for s, u in ups.items()}
+    res = SecureAggregator("smpc", device="cuda", record_view=True).mean(dev)
+    assert np.abs(res.value - sum(ups.values()) / 4).max() <= _tol(4)
+    agg = SecureAggregator("smpc", device="cuda", record_view=True, compress_shares=False)
+    agg.sum(dev)
+    shares = [m.payload for m in agg.view.received("aggregator0") if m.kind == "share"]
+    assert shares and all(_looks_uniform(s) for s in shares)
