@@ -360,7 +360,7 @@ def train_federated(X_train: Any, y_train: Any, X_test: Any, y_test: Any, *, met
         opts = dict(aggregator_options or {})
         if method == "ckks":
             if he_context is None:
-                he_context = _default_ckks_context()
+                he_context = _default_ckks_context(device)
             opts["he_context"] = he_context
         # Site randomness comes from os.urandom: the secret-sharing result does not depend
         # on it (masks cancel exactly), so runs stay reproducible without seeding secrets.
@@ -421,17 +421,9 @@ def train_federated(X_train: Any, y_train: Any, X_test: Any, y_test: Any, *, met
     return hist
 
 
-def _default_ckks_context() -> Any:
-    """The model owner's CKKS context for federated runs (smallest documented preset that fits)."""
+def _default_ckks_context(device: str | None = None) -> Any:
+    """The model owner's CKKS context for federated runs: the ``n8192`` preset
+    (N = 8192, ``[60, 40, 40, 60]``, scale 2^40: range ``|total| < 2^18``, error ~1e-7)."""
     from ..he import CKKSContext, CKKSParameters
 
-    params = None
-    for name in ("n8192", "n4096"):
-        try:
-            params = CKKSParameters.preset(name)
-            break
-        except Exception:
-            continue
-    if params is None:  # pragma: no cover - depends on the HE layer
-        params = CKKSParameters(poly_degree=8192, coeff_mod_bits=[60, 40, 40, 60], scale_bits=40)
-    return CKKSContext(params)
+    return CKKSContext(CKKSParameters.preset("n8192"), device=device)
