@@ -533,7 +533,9 @@ class _CKKSClient(_Client):
 
     def protect(self, chunk: int, x: Any):
         a = self.agg
-        v = np.asarray(a._be.to_numpy(x) if is_device_array(x) else x, dtype=np.float64)
+        # stay on the array's device (the HE context moves host data itself)
+        xp = backend_of(x).xp if is_device_array(x) else np
+        v = xp.asarray(x, dtype=xp.float64)
         if v.size:
             hi, lo = float(v.max()), float(v.min())
             if not (math.isfinite(hi) and math.isfinite(lo)):
@@ -544,7 +546,7 @@ class _CKKSClient(_Client):
                                              f"allow |total| < {a._ckks_max_abs:.6g}; use a larger first prime or "
                                              f"a smaller scale_bits, or rescale the update)")
         rows = -(-v.size // self.slots)
-        mat = np.zeros((rows, self.slots), np.float64)
+        mat = xp.zeros((rows, self.slots), xp.float64)
         mat.reshape(-1)[:v.size] = v
         batch = self.pub.encrypt_batch(mat, level=a.ckks_level)
         blob = batch.to_bytes()
