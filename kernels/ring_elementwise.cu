@@ -7,6 +7,7 @@
 // function per operation; thin extern "C" entry points per ring.  Grid-stride loops with
 // 64-bit indices: any grid size is correct; n may exceed 2^32.
 #include "common/ring.cuh"
+#include "common/elementwise.cuh"
 
 #define HC_GRID_STRIDE(i, n)                                                           \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);       \
@@ -22,12 +23,35 @@ __device__ __forceinline__ typename R::T apply_op(const R& r, typename R::T a, t
     return r.sub(b, a);  // OP_RSUB: scalar - array
 }
 
+template <class R, int OP>
+struct BinOp {
+    R r;
+    __device__ __forceinline__ typename R::T operator()(typename R::T a, typename R::T b) const {
+        return apply_op<R, OP>(r, a, b);
+    }
+};
+template <class R, int OP>
+struct ScalarOp {
+    R r;
+    typename R::T s;
+    __device__ __forceinline__ typename R::T operator()(typename R::T a, typename R::T) const {
+        return apply_op<R, OP>(r, a, s);
+    }
+};
+template <class R>
+struct NegOp {
+    R r;
+    __device__ __forceinline__ typename R::T operator()(typename R::T a, typename R::T) const { return r.neg(a); }
+};
+
 // out[i] = a[i] op b[i]
 template <class R, int OP>
 __device__ __forceinline__ void ew_binary(const R r, const typename R::T* __restrict__ a,
                                           const typename R::T* __restrict__ b,
                                           typename R::T* __restrict__ out, long long n) {
-    HC_GRID_STRIDE(i, n) { out[i] = apply_op<R, OP>(r, a[i], b[i]); }
+    BinOp<R, OP> f;
+    f.r = r;
+    hc_map<typename R::T, 2>(f, out, a, b, n);
 }
 
 // out[i] = a[i] op s[0]   (s: one public scalar in device memory, already reduced into the ring)
@@ -35,22 +59,48 @@ template <class R, int OP>
 __device__ __forceinline__ void ew_scalar(const R r, const typename R::T* __restrict__ a,
                                           const typename R::T* __restrict__ sp, typename R::T* __restrict__ out,
                                           long long n) {
-    const typename R::T s = sp[0];
-    HC_GRID_STRIDE(i, n) { out[i] = apply_op<R, OP>(r, a[i], s); }
+    ScalarOp<R, OP> f;
+    f.r = r;
+    f.s = sp[0];
+    hc_map<typename R::T, 1>(f, out, a, a, n);
 }
 
 template <class R>
 __device__ __forceinline__ void ew_neg(const R r, const typename R::T* __restrict__ a,
                                        typename R::T* __restrict__ out, long long n) {
-    HC_GRID_STRIDE(i, n) { out[i] = r.neg(a[i]); }
+    NegOp<R> f;
+    f.r = r;
+    hc_map<typename R::T, 1>(f, out, a, a, n);
 }
 
 // n-way sum in one pass: out[i] = sum_j ptrs[j][i]; ptrs is a device array of nin pointers.
+// 16-byte accesses when every pointer is 16-byte aligned.
 template <class R>
 __device__ __forceinline__ void ew_nsum(const R r, const unsigned long long* __restrict__ ptrs, int nin,
                                         typename R::T* __restrict__ out, long long n) {
     typedef typename R::T T;
-    HC_GRID_STRIDE(i, n) {
+    typedef HcVec16<T> VT;
+    typedef typename VT::V V;
+    const long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const long long stride = (long long)blockDim.x * gridDim.x;
+    unsigned long long align = (unsigned long long)out;
+    for (int j = 0; j < nin; ++j) align |= ptrs[j];
+    long long done = 0;
+    if ((align & 15ULL) == 0ULL) {
+        const long long nv = n / VT::N;
+        for (long long v = tid; v < nv; v += stride) {
+            T s[VT::N], x[VT::N];
+            VT::load(reinterpret_cast<const V*>(ptrs[0]) + v, s);
+            for (int j = 1; j < nin; ++j) {
+                VT::load(reinterpret_cast<const V*>(ptrs[j]) + v, x);
+#pragma unroll
+                for (int e = 0; e < VT::N; ++e) s[e] = r.add(s[e], x[e]);
+            }
+            VT::store(reinterpret_cast<V*>(out) + v, s);
+        }
+        done = nv * VT::N;
+    }
+    for (long long i = done + tid; i < n; i += stride) {
         T s = ((const T*)ptrs[0])[i];
         for (int j = 1; j < nin; ++j) s = r.add(s, ((const T*)ptrs[j])[i]);
         out[i] = s;
@@ -172,8 +222,14 @@ HC_DEFINE_RING(u32)
 HC_DEFINE_RING(zq)
 
 // (lo[i] + hi[i] * 2^64) mod q, r64 = 2^64 mod q; as CPUBackend.reduce_u128.  Output in [0, q).
+struct ReduceU128 {
+    u64 q, mu, k, r64;
+    __device__ __forceinline__ u64 operator()(u64 lo, u64 hi) const { return hc_reduce_u128(lo, hi, q, mu, k, r64); }
+};
 extern "C" __global__ void reduce_u128_zq(const u64* __restrict__ lo, const u64* __restrict__ hi,
                                           u64* __restrict__ out, long long n, u64 q, u64 mu, u64 k,
                                           u64 r64) {
-    HC_GRID_STRIDE(i, n) { out[i] = hc_reduce_u128(lo[i], hi[i], q, mu, k, r64); }
+    ReduceU128 f;
+    f.q = q; f.mu = mu; f.k = k; f.r64 = r64;
+    hc_map<u64, 2>(f, out, lo, hi, n);
 }

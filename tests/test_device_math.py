@@ -612,7 +612,8 @@ struct hc_barrier {
 };
 static hc_barrier* hc_bar = nullptr;
 static inline void __syncthreads() { hc_bar->wait(); }
-struct uint4 { unsigned x, y, z, w; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+struct alignas(16) ulonglong2 { unsigned long long x, y; };
 static inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return uint4{a, b, c, d}; }
 #define __global__
 #define __device__
@@ -755,6 +756,13 @@ def test_emulated_cuda_backend_elementwise(emulated, rng, q, dt, bits):
         np.testing.assert_array_equal(f(col, b.T[:1], q), g(col, b.T[:1], q))
     np.testing.assert_array_equal(be.neg(a, q), CPUBackend.neg(a, q))
     np.testing.assert_array_equal(be.nsum([a, b, a], q), CPUBackend.nsum([a, b, a], q))
+    # offset views: pointers not 16-byte aligned take the element-wise path of the kernels
+    fa, fb = a.reshape(-1)[1:], b.reshape(-1)[:-1]
+    assert fa.ctypes.data % 16 != 0 or fb.ctypes.data % 16 != 0
+    np.testing.assert_array_equal(be.add(fa, fb, q), CPUBackend.add(fa, fb, q))
+    np.testing.assert_array_equal(be.neg(fa, q), CPUBackend.neg(fa, q))
+    np.testing.assert_array_equal(be.nsum([fa, fb], q), CPUBackend.nsum([fa, fb], q))
+    np.testing.assert_array_equal(be.truncate(fa, 3, q), CPUBackend.truncate(fa, 3, q))
     for f in (1, 7):
         np.testing.assert_array_equal(be.truncate(a, f, q), CPUBackend.truncate(a, f, q))
     big = _rand_ring(rng, (3, 40000), q, dt)
