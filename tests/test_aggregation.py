@@ -449,3 +449,13 @@ def test_smpc_on_gpu_matches_cpu(rng):
     agg.sum(dev)
     shares = [m.payload for m in agg.view.received("aggregator0") if m.kind == "share"]
     assert shares and all(_looks_uniform(s) for s in shares)
+
+
+def test_ckks_noise_flooding_costs_precision_only(rng, ckks_ctx):
+    ups = {f"s{i}": rng.normal(size=200) for i in range(3)}
+    exact = sum(ups.values())
+    plain = SecureAggregator("ckks", he_context=ckks_ctx).sum(ups)
+    flooded = SecureAggregator("ckks", he_context=ckks_ctx, ckks_flood_bits=20).sum(ups)
+    e0 = np.abs(plain.value - exact).max()
+    e1 = np.abs(flooded.value - exact).max()
+    assert e0 < CKKS_TOL and 10 * e0 < e1 < 1e-2

@@ -604,13 +604,18 @@ class SecureAggregator:
         multiplicative depth, and a level-0 ciphertext has one RNS limb, the smallest on
         the wire); ``None`` encrypts at the top level as TenSEAL/NVFlare do.
     ckks_max_abs : override the CKKS range ``2^(bits(q_0) - scale_bits - 2)``.
+    ckks_flood_bits : the owner adds Gaussian noise of this many bits when decrypting the
+        total (noise flooding against IND-CPA-D attacks when totals are published to
+        parties who made ciphertexts; see docs/he.md); costs precision
+        (``~2^flood_bits * sqrt(N) / 2^scale_bits``).
     """
 
     def __init__(self, method: str = "smpc", *, aggregators: int = 2, ring: Any = "Z2_64", frac_bits: int = 24,
                  compress_shares: bool = True, he_context: Any = None, chunk_size: int | None = None,
                  memory_budget: int = 1 << 30, on_dropout: str = "exclude", min_sites: int = 2,
                  device: str | None = None, seed: Any = None, record_view: bool = False,
-                 ckks_level: int | None = 0, ckks_max_abs: float | None = None):
+                 ckks_level: int | None = 0, ckks_max_abs: float | None = None,
+                 ckks_flood_bits: float | None = None):
         if not isinstance(method, str) or method.lower() not in METHODS:
             raise ValueError(f"unknown aggregation method {method!r}: expected one of {', '.join(METHODS)}")
         self.method = method.lower()
@@ -658,6 +663,7 @@ class SecureAggregator:
                                            or ckks_level < 0):
                 raise ValueError(f"ckks_level must be a non-negative integer or None (top level), got {ckks_level!r}")
             self.ckks_level = None if ckks_level is None else int(ckks_level)
+            self.ckks_flood_bits = ckks_flood_bits
             self._ct_bytes_per_row: int | None = None
             self._bytes_per_param_held = 0  # measured from the first batch
         elif he_context is not None:
@@ -999,7 +1005,9 @@ class SecureAggregator:
     def _owner_decrypt(self, blob: bytes) -> np.ndarray:
         ctx = self._owner_ctx
         batch = _batch_from_bytes(ctx, blob)
-        return np.real(ctx.decrypt_batch(batch))
+        if self.ckks_flood_bits is None:
+            return np.real(ctx.decrypt_batch(batch))
+        return np.real(ctx.decrypt_batch(batch, flood_bits=self.ckks_flood_bits))
 
 
 def _critical_path(clock: dict[str, float], sites: Sequence[str], aggs: Sequence[str]) -> float:
