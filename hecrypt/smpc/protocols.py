@@ -142,15 +142,20 @@ def _beaver(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], key: tuple
         _store_mask_open(ctx, amask, Es)
     if bmask is not None and Fcached is None:
         _store_mask_open(ctx, bmask, Fs)
-    op = R.matmul if kind == "matmul" else R.mul
     out = []
     for i in range(n):
         E, F, W = Es[i], Fs[i], mats[i]["w"]
         if i == 0:
             B0 = B[0] if n == 2 else R.sub(B[0], R.mul_public(F, n - 2))
-            z = R.add(op(E, B0), op(A[0], R.add(F, B[0])))
+            if kind == "matmul":
+                # one ring matmul with inner dimension 2K: [E | A_0] @ [B0; F + B_0]
+                xp = ctx.xp
+                z = R.matmul(xp.concatenate([E, A[0]], axis=-1),
+                             xp.concatenate([B0, R.add(F, B[0])], axis=-2))
+            else:
+                z = R.add(R.mul(E, B0), R.mul(A[0], R.add(F, B[0])))
         else:
-            z = op(R.add(E, A[i]), R.add(F, B[i]))
+            z = (R.matmul if kind == "matmul" else R.mul)(R.add(E, A[i]), R.add(F, B[i]))
         out.append(R.add(z, W))
     return out
 

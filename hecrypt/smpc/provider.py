@@ -199,7 +199,8 @@ class TrustedDealer(CryptoProvider):
         n = len(self.parties)
         mid = self._next_id
         self._next_id += 1
-        keys = [self._stream.random_bytes(32) for _ in range(n)]
+        kb = self._stream.random_bytes(32 * n)
+        keys = [kb[32 * i:32 * i + 32] for i in range(n)]
         streams = [Stream(k, 0, device=self.device) for k in keys]
         expand: list[list] = [[] for _ in range(n)]
         explicit: list[dict[str, Any]] = [{} for _ in range(n)]
@@ -232,11 +233,17 @@ class TrustedDealer(CryptoProvider):
             A = self._mask_shares(amask) if amask is not None else [uniform(i, "a", sa) for i in range(n)]
             B = self._mask_shares(bmask) if bmask is not None else [uniform(i, "b", sb) for i in range(n)]
             Bsum = R.sum_shares(B)
-            op = R.mul if kind == "mul" else R.matmul
-            cross = None
-            for i in range(n):
-                term = op(A[i], R.sub(Bsum, B[i]))
-                cross = term if cross is None else R.add(cross, term)
+            rest = [R.sub(Bsum, B[i]) for i in range(n)]
+            if kind == "matmul":
+                # sum_i A_i (B - B_i) as one ring matmul with inner dimension n K
+                xp = _xp(Bsum)
+                cross = R.matmul(xp.concatenate(A, axis=-1), xp.concatenate(
+                    [xp.broadcast_to(r, r.shape) for r in rest], axis=-2))
+            else:
+                cross = None
+                for i in range(n):
+                    term = R.mul(A[i], rest[i])
+                    cross = term if cross is None else R.add(cross, term)
             correlated("w", tuple(cross.shape), cross)
             mask_meta = [amask and list(amask), bmask and list(bmask)]
         elif kind == "square":
