@@ -21,7 +21,7 @@ def _host(a):
 
 
 @pytest.mark.parametrize("n,bits", [(4096, [39, 31, 39]), (8192, [60, 40, 40, 60])])
-def test_gpu_matches_cpu_bit_for_bit(rng, n, bits):
+def test_gpu_matches_cpu(rng, n, bits):
     p = CKKSParameters(n, bits, bits[1])
     cpu = CKKSContext(p, device="cpu", seed=77)
     gpu = CKKSContext(p, device="cuda", seed=77)
@@ -29,6 +29,9 @@ def test_gpu_matches_cpu_bit_for_bit(rng, n, bits):
     x, y = rng.uniform(-1, 1, (2, cpu.slots))
     ac, bc = cpu.encrypt(x), cpu.encrypt(y)
     ag, bg = gpu.encrypt(x), gpu.encrypt(y)
+    # the second polynomial does not depend on the message: integer-only, so bit-identical
+    assert np.array_equal(_host(ag.data[1]), ac.data[1])
+    assert np.array_equal(_host(gpu.rotate(ag, 5).data[1]), cpu.rotate(ac, 5).data[1])
     # the encoder FFT may round differently in the last place; compare after the integer steps
     ops = {
         "add": (lambda a, b, c: a + b),

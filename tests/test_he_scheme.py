@@ -76,17 +76,24 @@ def test_add_sub_neg_plain_and_scalar(small, rng):
         assert np.abs(ctx.decrypt(ct) - want).max() < 1e-4, name
 
 
-def test_plain_and_scalar_products_keep_the_scale(small, rng):
+def test_products_land_on_the_canonical_scale(small, rng):
     ctx = small
     x, y = rng.uniform(-1, 1, (2, ctx.slots))
-    a = ctx.encrypt(x)
+    a, b = ctx.encrypt(x), ctx.encrypt(y)
+    ev = a._ev
+    assert a.scale == ev.level_scale(3) == 2.0 ** 30
+    s2 = ev.level_scale(2)
+    assert s2 == 2.0 ** 60 / ctx.params.primes[3] and abs(math.log2(s2) - 30) < 1e-3
     c = float(rng.uniform(-2, 2))
-    for ct, want in ((a * y, x * y), (y * a, x * y), (a * c, x * c), (c * a, x * c)):
-        assert ct.level == a.level - 1 and ct.scale == a.scale
+    for ct, want in ((a * y, x * y), (y * a, x * y), (a * c, x * c), (c * a, x * c), (a * b, x * y)):
+        assert ct.level == a.level - 1 and ct.scale == s2
         assert np.abs(ctx.decrypt(ct) - want).max() < 1e-4
-    # ... so they can be added to fresh ciphertexts at the lower level
-    s = a * c + ctx.encrypt(y)
-    assert np.abs(ctx.decrypt(s) - (x * c + y)).max() < 1e-4
+    # ... so products of every kind add up, and fresh encryptions at that level match too
+    s = a * b + a * c + b * y + ctx.encrypt(y, level=2)
+    assert np.abs(ctx.decrypt(s) - (x * y + x * c + y * y + y)).max() < 1e-4
+    # a non-canonical input scale still lands on the canonical scale after a product
+    odd = ctx.encrypt(x, scale=2.0 ** 25)
+    assert (odd * 0.5).scale == s2 and np.abs(ctx.decrypt(odd * 0.5) - 0.5 * x).max() < 1e-3
 
 
 def test_ciphertext_products_and_levels(small, rng):
@@ -121,7 +128,7 @@ def test_scale_adjustment_and_mismatch(small, rng):
         assert s.level == ab.level and math.isclose(s.scale, ab.scale, rel_tol=2 ** -30)
     assert np.abs(small.decrypt(ab + a) - (x * x + x)).max() < 1e-4
     assert np.abs(small.decrypt(a - ab) - (x - x * x)).max() < 1e-4
-    same_level = small.encrypt(y, level=ab.level)  # scale 2^30 at the product's level
+    same_level = small.encrypt(y, level=ab.level, scale=2.0 ** 30)  # not the level's scale
     with pytest.raises(ValueError, match="scale mismatch"):
         ab + same_level
     fixed = ab + small.encrypt(y, scale=ab.scale, level=ab.level)

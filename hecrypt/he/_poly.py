@@ -98,32 +98,41 @@ class PolyRing:
             self._modup_cache[key] = c
         return c
 
+    def centre_shift(self, c, src: Basis):
+        """``y = (c + h) mod q`` per limb with ``h_j = (q_j - 1)/2``: the integer ``y_j - h_j`` is
+        the centred representative of ``c_j`` in ``[-h_j, h_j]`` (input to :meth:`lift_shifted`)."""
+        hs, _ = self._half_consts(src, src)
+        return self._ops.rns_add(c, hs, self.qs(src))
+
+    def lift_shifted(self, y_j, j: int, src: Basis, dst: Basis):
+        """Centred lift of limb ``j`` of ``src`` from its shifted residues ``y_j`` (``(..., 1, N)``,
+        see :meth:`centre_shift`) to every prime of ``dst``: ``(..., len(dst), N)``.
+
+        ``(y mod dst_i) - (h_j mod dst_i)``: one exact single-prime ``base_convert`` and one
+        modular subtraction (backend kernels).
+        """
+        _, hd = self._half_consts(src, dst)
+        t = self._ops.base_convert(y_j, (self.primes[src[j]],), self.moduli(dst))
+        return self._ops.rns_sub(t, hd[j], self.qs(dst))
+
     def mod_up(self, c, src: Basis, dst: Basis):
         """Centred lift of every limb: ``c`` ``(..., J, N)`` residues modulo ``src`` ->
         ``(..., J, I, N)`` with ``[j, i]`` = centred ``c_j`` modulo ``dst[i]`` (exact).
-
-        With ``h_j = (q_j - 1)/2`` and ``y = (c_j + h_j) mod q_j``, the integer ``y - h_j`` is
-        the representative of ``c_j`` in ``[-h_j, h_j]``; so the lift is
-        ``(y mod dst_i) - (h_j mod dst_i)``: one modular add, one exact single-prime
-        ``base_convert`` per limb and one modular subtraction, all backend kernels.
 
         Centring keeps the key-switching noise zero-mean; uncentred digits would add a
         ``q_j/2 * (1 + x + ... + x^(N-1))`` component whose evaluation near ``x = 1`` (slot 0)
         is ``~N`` times larger.
         """
         xp = self.xp
-        hs, hd = self._half_consts(src, dst)
-        y = self._ops.rns_add(c, hs, self.qs(src))
-        to = self.moduli(dst)
-        parts = [self._ops.base_convert(xp.ascontiguousarray(y[..., j:j + 1, :]), (self.primes[b],), to)
-                 for j, b in enumerate(src)]
-        t = xp.stack(parts, axis=-3)
-        return self._ops.rns_sub(t, hd, self.qs(dst))
+        y = self.centre_shift(c, src)
+        parts = [self.lift_shifted(xp.ascontiguousarray(y[..., j:j + 1, :]), j, src, dst) for j in range(len(src))]
+        return xp.stack(parts, axis=-3)
 
     def lift_centered(self, r, p_index: int, basis: Basis):
         """Limb ``r`` (``(..., 1, N)`` residues modulo ``primes[p_index]``) lifted, centred,
         to every prime of ``basis``: ``(..., L, N)``."""
-        return self.mod_up(r, (p_index,), basis)[..., 0, :, :]
+        src = (p_index,)
+        return self.lift_shifted(self.centre_shift(r, src), 0, src, basis)
 
     # -- kernels -----------------------------------------------------------------------
     def ntt(self, a, basis: Basis):

@@ -7,7 +7,7 @@ operations:
 * ``a + b``, ``a - b``, ``-a`` with ciphertexts, numpy vectors (encoded at the ciphertext's
   scale) and real scalars;
 * ``a * b`` with ciphertexts (relinearized and rescaled), vectors and non-integer scalars
-  (rescaled, scale unchanged), integer scalars (exact, no level used);
+  (rescaled to the next level's canonical scale), integer scalars (exact, no level used);
 * :meth:`rotate`, :meth:`conjugate`, :meth:`sum_slots`, :meth:`dot`, :meth:`rescale`,
   :meth:`mod_switch_to`, :meth:`square`;
 * :meth:`to_bytes` (see :mod:`hecrypt.he.serialize`).
@@ -15,11 +15,12 @@ operations:
 Operands must come from the same keys (same context, its public copy, or a context
 deserialized from it): otherwise :class:`~hecrypt.errors.ContextMismatchError`.  Levels are
 aligned down automatically (dropping primes: exact).  Scales of added ciphertexts must agree
-to a relative ``2^-30``; when they do not and the levels differ (``x*y + z``: the product's
-scale ``Delta^2/q_l`` drifted ``~2^-20`` from ``Delta``), the higher-level operand is
-multiplied by ``round(target * q / scale)`` and rescaled instead of having its prime dropped,
-which matches the scales to ``~2^-40``; at equal levels a mismatch is a ``ValueError`` that
-says how to fix it.  Nothing decrypts implicitly: ``np.asarray(ct)``, ``bool(ct)`` and pickling
+to a relative ``2^-30``.  Results of the library's operations carry the canonical scale of
+their level (see :mod:`hecrypt.he.evaluator`), so ``x*y + 0.5*x`` just works; when scales
+differ and the levels differ (``x*y + z`` with ``z`` fresh at the top level), the
+higher-level operand is multiplied by ``round(target * q / scale)`` and rescaled instead of
+having its prime dropped, which matches the scales to ``~2^-40``; at equal levels a mismatch
+(a user-chosen scale) is a ``ValueError`` that says how to fix it.  Nothing decrypts implicitly: ``np.asarray(ct)``, ``bool(ct)`` and pickling
 raise ``TypeError``.
 """
 
@@ -239,16 +240,15 @@ class _CipherBase:
             lvl = self._level
             if lvl == 0:
                 raise ValueError("cannot multiply a level-0 ciphertext by a non-integer: no prime left to rescale")
-            q = ev.params.primes[lvl]
-            c = int(round(float(other) * q))
-            return self._new(ev.rescale(ev.mul_int(self._data, c, lvl), lvl), lvl - 1, self._scale)
+            t = ev.plain_scale(self._scale, lvl)
+            c = int(round(float(other) * t))
+            return self._new(ev.rescale(ev.mul_int(self._data, c, lvl), lvl), lvl - 1, ev.level_scale(lvl - 1))
         if isinstance(other, (np.ndarray, list, tuple)) or type(other).__module__.split(".")[0] == "cupy":
             lvl = self._level
             if lvl == 0:
                 raise ValueError("cannot multiply a level-0 ciphertext by a vector: no prime left to rescale")
-            q = ev.params.primes[lvl]
-            pt = self._plain(other, lvl, float(q))
-            return self._new(ev.rescale(ev.mul_plain(self._data, pt, lvl), lvl), lvl - 1, self._scale)
+            pt = self._plain(other, lvl, ev.plain_scale(self._scale, lvl))
+            return self._new(ev.rescale(ev.mul_plain(self._data, pt, lvl), lvl), lvl - 1, ev.level_scale(lvl - 1))
         return NotImplemented
 
     def __rmul__(self, other):

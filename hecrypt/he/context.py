@@ -181,13 +181,14 @@ class CKKSContext:
                 symmetric: bool = False) -> Ciphertext:
         """Encrypt up to ``slots`` real (or complex) values.
 
+        The scale defaults to the level's canonical scale (``2^scale_bits`` at the top level).
         Public-key encryption by default (any context).  ``symmetric=True`` uses the secret key
         (secret-key context only): the ciphertext's second half is expanded from a 32-byte
         seed, so until it is modified ``to_bytes()`` is about half the size.
         """
         ev = self._ev
         level = ev.check_level(level)
-        scale = ev.check_scale(scale)
+        scale = ev.check_scale(scale, level)
         v = self._check_values(values, 1)
         if symmetric:
             data, seed = self._encrypt_sk(v, level, scale)
@@ -199,7 +200,7 @@ class CKKSContext:
         """Encrypt each row of a 2-D array (``(B, <= slots)``) into one :class:`CiphertextBatch`."""
         ev = self._ev
         level = ev.check_level(level)
-        scale = ev.check_scale(scale)
+        scale = ev.check_scale(scale, level)
         v = self._check_values(matrix, 2)
         if symmetric:
             data, seed = self._encrypt_sk(v, level, scale)
@@ -263,6 +264,24 @@ class CKKSContext:
         vals = ev.encoder.decode(coeffs, ct.scale)
         out = vals if want_complex else vals.real
         return ev.backend.to_numpy(out) if hasattr(ev.backend, "to_numpy") else np.asarray(out)
+
+    def noise_bits(self, ct: Ciphertext, expected: Any) -> float:
+        """``log2`` of the largest coefficient error of ``ct`` against the slot values it should
+        hold (``expected``, encoded at ``ct``'s scale): the quantity noise flooding must hide.
+
+        Run a computation on test inputs whose result you know to choose ``flood_bits``
+        (docs/he.md); secret-key contexts only.
+        """
+        sk = self._require_secret("measure noise")
+        self._own(ct)
+        ev = self._ev
+        r, xp = ev.ring, ev.xp
+        B = ev.basis(ct.level)
+        m = r.fma(ct.data[0], ct.data[1], xp.ascontiguousarray(sk.ntt[: ct.level + 1]), B)
+        coeffs = r.to_float(r.intt(m, B), B)
+        want = ev.encoder.encode(self._check_values(expected, 1), ct.scale)
+        err = float(xp.abs(coeffs - want.astype(xp.float64)).max())
+        return math.log2(err) if err > 0 else 0.0
 
     def _flood(self, shape, bits: float) -> Any:
         """Rounded Gaussian of standard deviation ``2^bits`` from the CSPRNG (Box-Muller on

@@ -4,16 +4,21 @@ A ciphertext at level ``l`` is a uint64 array ``(..., 2, l+1, N)`` in NTT form m
 data primes ``q_0 .. q_l`` (leading axes: a batch), with a scale ``Delta``: it decrypts to
 ``round(Delta * m) + e`` where ``m`` is the encoded message polynomial.
 
-Scale rules (``q_l`` is the prime a rescale removes):
+Scale rules (``q_l`` is the prime a rescale removes).  Every level has a canonical scale
+(:meth:`Evaluator.level_scale`): ``Delta_L = 2^scale_bits`` and ``Delta_(l-1) = Delta_l^2 / q_l``,
+the scale of a product of two level-``l`` ciphertexts after its rescale (as in OpenFHE's
+FLEXIBLEAUTO); it stays within a fraction of a bit of ``2^scale_bits`` for primes near it.
 
+* fresh encryptions at level ``l`` use ``Delta_l`` unless a scale is given;
 * plaintext vectors added or subtracted are encoded at the ciphertext's own scale;
-* products with plaintext vectors or non-integer scalars encode the plaintext at scale ``q_l``
-  and rescale, so the result keeps the ciphertext's scale *exactly* (and drops one level);
+* products with plaintext vectors or non-integer scalars encode the plaintext at
+  ``t = Delta_(l-1) * q_l / scale`` and rescale, so the result has the canonical scale of the
+  next level (``t ~ Delta`` for a canonical input);
 * integer scalars multiply exactly with no rescale (no level used);
-* ciphertext x ciphertext: scale ``Delta_1 * Delta_2 / q_l`` after the rescale (``~Delta`` when
-  both are ``~q_l``); two ciphertexts added are first brought to the lower level (dropping
-  primes is exact and keeps the scale), and their scales must agree to a relative ``2^-30``
-  (see :mod:`hecrypt.he.ciphertext` for the automatic scale adjustment across levels).
+* ciphertext x ciphertext: scale ``s_1 * s_2 / q_l`` after the rescale (canonical for canonical
+  inputs); two ciphertexts added are first brought to the lower level (dropping primes is
+  exact and keeps the scale), and their scales must agree to a relative ``2^-30`` (see
+  :mod:`hecrypt.he.ciphertext` for the automatic scale adjustment across levels).
 
 Key switching (relinearization, rotations): per-limb digits with the special prime ``P``
 (SEAL's hybrid scheme): inverse NTT of the input, exact lift of each digit ``[d]_{q_j}`` to
@@ -60,6 +65,7 @@ class Evaluator:
         self.K = len(params.primes) - 1  # index of P
         self._keygen_hook = keygen_hook
         self._pk_cache: dict = {}
+        self._level_scales: list[float] | None = None
 
     # -- bases -------------------------------------------------------------------------
     def basis(self, level: int) -> tuple[int, ...]:
@@ -78,9 +84,27 @@ class Evaluator:
             raise ValueError(f"level must be in [0, {self.L}], got {level}")
         return level
 
-    def check_scale(self, scale: float | None) -> float:
+    def level_scale(self, level: int) -> float:
+        """Canonical scale of level ``l``: ``Delta_L = 2^scale_bits``,
+        ``Delta_(l-1) = Delta_l^2 / q_l`` (what a product of two level-``l`` ciphertexts has
+        after its rescale; plaintext and scalar products are encoded to land there too)."""
+        if self._level_scales is None:
+            sc = [0.0] * (self.L + 1)
+            sc[self.L] = self.params.scale
+            for lv in range(self.L, 0, -1):
+                sc[lv - 1] = sc[lv] * sc[lv] / self.params.primes[lv]
+            self._level_scales = sc
+        return self._level_scales[level]
+
+    def plain_scale(self, ct_scale: float, level: int) -> float:
+        """Scale to encode a plaintext multiplied into a level-``l`` ciphertext of scale
+        ``ct_scale`` so that after the rescale the product has the canonical scale of level
+        ``l-1`` (``ct_scale * t / q_l == level_scale(l-1)``); ``t ~ Delta`` for canonical inputs."""
+        return self.level_scale(level - 1) * self.params.primes[level] / ct_scale
+
+    def check_scale(self, scale: float | None, level: int | None = None) -> float:
         if scale is None:
-            return self.params.scale
+            return self.params.scale if level is None else self.level_scale(level)
         scale = float(scale)
         if not (scale >= 1.0 and math.isfinite(scale)):
             raise ValueError(f"scale must be a finite number >= 1, got {scale}")
@@ -217,14 +241,14 @@ class Evaluator:
         B = self.basis(level)
         KB = self.key_basis(level)
         c = r.intt(d, B)
-        # ModUp: digit j (centred residue mod q_j) modulo every prime of q_0..q_l, P
-        T = r.mod_up(c, B, KB)  # (..., l+1, l+2, N)
-        T = r.ntt(T, KB)
+        y = r.centre_shift(c, B)
         kl = key.for_level(level, self.L, xp)  # (l+1, 2, l+2, N)
         acc = None
         for j in range(level + 1):
-            t = T[..., j, None, :, :]
-            acc = r.mul(t, kl[j], KB) if acc is None else r.fma(acc, t, kl[j], KB)
+            # ModUp of digit j: centred [d]_{q_j} modulo every prime of q_0..q_l, P; NTT; times key j
+            t = r.lift_shifted(xp.ascontiguousarray(y[..., j:j + 1, :]), j, B, KB)
+            t = r.ntt(t, KB)[..., None, :, :]
+            acc = r.mul(t, kl[j], KB) if acc is None else r.fma(acc, t, kl[j], KB, out=acc)
         return r.divide_round_last(acc, KB)  # ModDown: (..., 2, l+1, N)
 
     # -- Galois ------------------------------------------------------------------------
