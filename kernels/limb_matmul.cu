@@ -14,6 +14,11 @@
 //                   -> out[b, (L-1-i)*kc + kk, n], limb blocks L-1 .. 0 (out: (B, L*kc, N))
 // recombine_pow2_*: acc[i] += sum_d int64(diag[d, i]) << (W d)   (wrapping, uint64 / uint32)
 // recombine_zq    : acc[i] = (acc[i] + sum_d (diag[d, i] mod q) * pow_d) mod q, pow_d = 2^(W d) mod q
+//
+// Z_2^64 Karatsuba variant (CPUBackend._matmul64_karatsuba; 4 GEMM calls worth 5 GEMMs):
+// split64k_rows   : A -> out[b, m, :] = [a0 | a2 | a1 | a0 + a1]   (blocks of kc; out: (B, M, 4*kc))
+// split64k_cols   : B -> out[b, :, n] = [b2; b0; b1; b0 + b1]      (out: (B, 4*kc, N))
+// recombine64k    : acc[i] += P00 + (Pk - P00 - P11) 2^22 + D2 2^42 + P11 2^44, p = [D2, P00, P11, Pk]
 // The diagonal sums must be exact integers (|x| < 2^53): the caller chunks K at
 // limb_plan(bits, q).kmax.  Grid-stride loops, 64-bit indices.
 #include "common/ring.cuh"
@@ -117,6 +122,46 @@ extern "C" __global__ void split_cols_u32(const u32* B, double* out, long long n
                                           long long c0, long long kc) {
     split_cols<2, 16>(SignedU32(), B, out, nb, N, sb, c0, kc);
 }
+extern "C" __global__ void split64k_rows(const u64* __restrict__ A, double* __restrict__ out, long long nb,
+                                        long long M, long long K, long long sa, long long c0, long long kc) {
+    const long long n = nb * M * kc;
+    HC_GRID_STRIDE(t, n) {
+        const long long kk = t % kc;
+        const long long bm = t / kc;
+        const long long b = bm / M, m = bm - b * M;
+        hc_i64 a0, a1, a2;
+        hc_split64_k((hc_i64)A[b * sa + m * K + c0 + kk], &a0, &a1, &a2);
+        double* o = out + bm * (4 * kc) + kk;
+        o[0] = (double)a0;
+        o[kc] = (double)a2;
+        o[2 * kc] = (double)a1;
+        o[3 * kc] = (double)(a0 + a1);
+    }
+}
+
+extern "C" __global__ void split64k_cols(const u64* __restrict__ B, double* __restrict__ out, long long nb,
+                                        long long N, long long sb, long long c0, long long kc) {
+    const long long n = nb * kc * N;
+    HC_GRID_STRIDE(t, n) {
+        const long long nn = t % N;
+        const long long bk = t / N;
+        const long long b = bk / kc, kk = bk - b * kc;
+        hc_i64 b0, b1, b2;
+        hc_split64_k((hc_i64)B[b * sb + (c0 + kk) * N + nn], &b0, &b1, &b2);
+        double* o = out + b * (4 * kc * N) + kk * N + nn;
+        const long long blk = kc * N;
+        o[0] = (double)b2;
+        o[blk] = (double)b0;
+        o[2 * blk] = (double)b1;
+        o[3 * blk] = (double)(b0 + b1);
+    }
+}
+
+// p: (4, n) contiguous float64 = [D2, P00, P11, Pk]; acc: n uint64, updated in place.
+extern "C" __global__ void recombine64k(const double* __restrict__ p, u64* __restrict__ acc, long long n) {
+    HC_GRID_STRIDE(i, n) { acc[i] += hc_recombine64_k(p[i], p[n + i], p[2 * n + i], p[3 * n + i]); }
+}
+
 // diags: (D, n) contiguous float64; acc: n ring elements, updated in place.
 extern "C" __global__ void recombine_pow2_u64(const double* diags, u64* acc, long long n) {
     recombine_pow2<u64, 3, 22>(diags, acc, n);

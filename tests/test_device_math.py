@@ -124,6 +124,16 @@ EXPORT void t_recombine_zq(const double* diags, int D, const u64* pows, u64* acc
         acc[i] = s;
     }
 }
+EXPORT void t_split64k(const u64* in, double* out, i64 n) {  /* [a0 | a2 | a1 | a0 + a1] */
+    for (i64 i = 0; i < n; ++i) {
+        hc_i64 a0, a1, a2;
+        hc_split64_k((hc_i64)in[i], &a0, &a1, &a2);
+        out[i] = (double)a0; out[n + i] = (double)a2; out[2 * n + i] = (double)a1; out[3 * n + i] = (double)(a0 + a1);
+    }
+}
+EXPORT void t_recombine64k(const double* p, u64* acc, i64 n) {
+    for (i64 i = 0; i < n; ++i) acc[i] += hc_recombine64_k(p[i], p[n + i], p[2 * n + i], p[3 * n + i]);
+}
 EXPORT void t_chacha20(const hc_u32* key8, const hc_u32* nonce3, u64 counter, i64 nblocks, hc_u32* out) {
     HcChaChaKey key;
     for (int i = 0; i < 8; ++i) key.k[i] = key8[i];
@@ -153,6 +163,8 @@ _SIGS = {
     "t_split": [_I, ctypes.c_void_p, _F64P, _L, _U, _I],
     "t_recombine_pow2": [_F64P, _I, _I, _U64P, _L],
     "t_recombine_zq": [_F64P, _I, _U64P, _U64P, _L, _U, _U, _U],
+    "t_split64k": [_U64P, _F64P, _L],
+    "t_recombine64k": [_F64P, _U64P, _L],
     "t_chacha20": [_U32P, _U32P, _U, _L, _U32P],
 }
 
@@ -401,6 +413,26 @@ def test_recombine_matches_cpu_backend(lib, rng):
         np.testing.assert_array_equal(got, want)
 
 
+def test_karatsuba64_split_and_recombine_match_cpu_backend(lib, rng):
+    a = np.concatenate([_u64(rng, 4000), _edge_u64()])
+    got = np.empty(4 * a.size, np.float64)
+    lib.t_split64k(a, got, a.size)
+    want = np.empty((1, 1, 4 * a.size), np.float64)
+    cpu._split64_rows(a.reshape(1, 1, -1), want)
+    np.testing.assert_array_equal(got, want.reshape(-1))
+    l0, l2, l1 = (got.reshape(4, -1)[i].astype(np.int64).tolist() for i in range(3))
+    for x, a0, a1, a2 in zip(a.tolist(), l0, l1, l2):
+        assert (a0 + (a1 << 22) + (a2 << 42)) % (1 << 64) == x
+        assert abs(a0) <= 1 << 21 and abs(a1) <= 1 << 19 and abs(a2) <= (1 << 21) + 1
+    n = 3000
+    p = rng.integers(-(1 << 52), 1 << 52, size=(4, n)).astype(np.float64)
+    acc0 = _u64(rng, n)
+    got_acc, want_acc = acc0.copy(), acc0.copy()
+    lib.t_recombine64k(p, got_acc, n)
+    cpu._recombine64(p, want_acc)
+    np.testing.assert_array_equal(got_acc, want_acc)
+
+
 def _chacha_words(b: bytes) -> np.ndarray:
     return np.frombuffer(b, "<u4").astype(np.uint32)
 
@@ -561,6 +593,22 @@ def _emulated_kernel(module, name):  # noqa: C901 - one branch per entry point
                 src = np.ascontiguousarray(_batched(A, nb, Ktot, N, sb)[:, c0:c0 + kc, :])
                 assert out.shape == (nb, L * kc, N) and out.flags.c_contiguous
                 cpu._split_cols_rev(src, out, L, plan.width, np.uint64(q), bits)
+        elif name in ("split64k_rows", "split64k_cols"):
+            if name == "split64k_rows":
+                A, out, nb, M, K, sa, c0, kc = (args[0], args[1], *(int(v) for v in args[2:8]))
+                src = np.ascontiguousarray(_batched(A, nb, M, K, sa)[:, :, c0:c0 + kc])
+                assert out.shape == (nb, M, 4 * kc) and out.flags.c_contiguous
+                cpu._split64_rows(src, out)
+            else:
+                A, out, nb, N, sb, c0, kc = (args[0], args[1], *(int(v) for v in args[2:7]))
+                Ktot = A.size // max(1, nb) // N if sb else A.size // N
+                src = np.ascontiguousarray(_batched(A, nb, Ktot, N, sb)[:, c0:c0 + kc, :])
+                assert out.shape == (nb, 4 * kc, N) and out.flags.c_contiguous
+                cpu._split64_cols(src, out)
+        elif name == "recombine64k":
+            p, acc, n = args
+            assert p.shape == (4, int(n))
+            cpu._recombine64(p, acc.reshape(-1))
         elif name.startswith("recombine_pow2_"):
             diags, acc, n = args
             D = diags.size // int(n)

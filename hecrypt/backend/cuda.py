@@ -13,8 +13,9 @@ true runs:
 * ``int8-tc`` (registered first for ``q == 0`` when :mod:`hecrypt.backend.cuda_int8` imports
   and its ``int8_selfcheck`` passes): int8 limbs on tensor cores;
 * ``limb-f64``: signed balanced limbs in float64 on cuBLAS (``cupy.matmul``) between fused split
-  and recombine kernels (``kernels/limb_matmul.cu``), the same layout and K chunking as
-  CPUBackend.matmul (``limb_plan``);
+  and recombine kernels (``kernels/limb_matmul.cu``), the same layouts and K chunking as
+  CPUBackend.matmul: Karatsuba on 22/20/22-bit limbs for Z_2^64 (4 GEMM calls worth 5 GEMMs,
+  K <= 1024 per chunk), schoolbook diagonals of ``limb_plan`` for Z_2^32 and Z_q;
 * ``simt``: the tiled shared-memory kernel (``kernels/ring_matmul.cu``), exact for any K; the
   reference and the choice for small products (fewer launches).
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from ..errors import DeviceUnavailableError, KernelError
 from . import kernels as _kern
-from .cpu import limb_plan
+from .cpu import KARATSUBA64_KMAX, limb_plan
 from .modarith import barrett, two64_mod
 
 __all__ = ["CUDABackend", "MatmulPath", "KERNELS", "LIMB_MIN_WORK", "matmul_path_report"]
@@ -47,7 +48,8 @@ KERNELS: dict[str, tuple[str, ...]] = {
     "ring_matmul": ("matmul_u64", "matmul_u32", "matmul_zq"),
     "limb_matmul": ("split_rows_u64", "split_rows_u32", "split_rows_zq1", "split_rows_zq2", "split_rows_zq3",
                     "split_cols_u64", "split_cols_u32", "split_cols_zq1", "split_cols_zq2", "split_cols_zq3",
-                    "recombine_pow2_u64", "recombine_pow2_u32", "recombine_zq"),
+                    "recombine_pow2_u64", "recombine_pow2_u32", "recombine_zq",
+                    "split64k_rows", "split64k_cols", "recombine64k"),
     "chacha20": ("chacha20_blocks",),
 }
 
@@ -447,6 +449,14 @@ class CUDABackend:
         self._fn("ring_matmul", f"matmul_{sfx}")(grid, (_THREADS,), args)
         return out.reshape(batch + (M, N))
 
+    @staticmethod
+    def _gemm(cp, lhs, rhs, out, nba, nbb):
+        """out = lhs @ rhs in float64 on cuBLAS (2-D when neither operand is batched)."""
+        if nba == 1 and nbb == 1:
+            cp.matmul(lhs[0], rhs[0], out=out[0])
+        else:
+            cp.matmul(lhs, rhs, out=out)
+
     def _matmul_limb(self, a, b, q: int, bits: int):
         cp = self._cp
         a, b, sfx, batch, M, N, K = self._prepare(a, b, q, bits)
@@ -454,6 +464,8 @@ class CUDABackend:
         acc = cp.zeros((nb, M, N), a.dtype)
         if acc.size == 0 or K == 0:
             return acc.reshape(batch + (M, N))
+        if q == 0 and bits == 64:
+            return self._matmul_karatsuba64(a, b, batch, M, N, K, acc)
         plan = limb_plan(bits, q)
         L, w, D = plan.nlimbs, plan.width, plan.ndiag
         if q == 0:
@@ -490,14 +502,40 @@ class CUDABackend:
                 j0 = L - 1 - d + i0
                 lhs = Af[:, :, i0 * kc:(i1 + 1) * kc]
                 rhs = Bf[:, j0 * kc:(j0 + i1 - i0 + 1) * kc, :]
-                if nba == 1 and nbb == 1:
-                    cp.matmul(lhs[0], rhs[0], out=diags[d, 0])
-                else:
-                    cp.matmul(lhs, rhs, out=diags[d])
+                self._gemm(cp, lhs, rhs, diags[d], nba, nbb)
             if q == 0:
                 self._launch("limb_matmul", f"recombine_pow2_{sfx}", n, (flat, acc, _I64(n)))
             else:
                 self._launch("limb_matmul", "recombine_zq", n, (flat, acc, _I64(n)) + rq)
+        return acc.reshape(batch + (M, N))
+
+    def _matmul_karatsuba64(self, a, b, batch, M, N, K, acc):
+        """Z_2^64: a = a0 + a1 2^22 + a2 2^42 (balanced), mod 2^64 only
+        a0 b0 + (a0 b1 + a1 b0) 2^22 + (a0 b2 + a2 b0) 2^42 + a1 b1 2^44 matters and the middle
+        term is (a0 + a1)(b0 + b1) - a0 b0 - a1 b1: GEMMs [a0 a2]@[b2; b0], a0@b0, a1@b1,
+        (a0+a1)@(b0+b1), each sum an exact float64 integer for K <= KARATSUBA64_KMAX per chunk."""
+        cp = self._cp
+        A3, _ = self._operand3(a, batch)
+        B3, _ = self._operand3(b, batch)
+        nba, nbb = A3.shape[0], B3.shape[0]
+        nb = acc.shape[0]
+        nchunks = -(-K // KARATSUBA64_KMAX)
+        kc0 = -(-K // nchunks)
+        p = cp.empty((4, nb, M, N), np.float64)
+        n = nb * M * N
+        for c0 in range(0, K, kc0):
+            k = min(kc0, K - c0)
+            Af = cp.empty((nba, M, 4 * k), np.float64)
+            Bf = cp.empty((nbb, 4 * k, N), np.float64)
+            self._launch("limb_matmul", "split64k_rows", nba * M * k,
+                         (A3, Af, _I64(nba), _I64(M), _I64(K), _I64(M * K), _I64(c0), _I64(k)))
+            self._launch("limb_matmul", "split64k_cols", nbb * k * N,
+                         (B3, Bf, _I64(nbb), _I64(N), _I64(K * N), _I64(c0), _I64(k)))
+            self._gemm(cp, Af[:, :, 0:2 * k], Bf[:, 0:2 * k, :], p[0], nba, nbb)          # a0 b2 + a2 b0
+            self._gemm(cp, Af[:, :, 0:k], Bf[:, k:2 * k, :], p[1], nba, nbb)              # a0 b0
+            self._gemm(cp, Af[:, :, 2 * k:3 * k], Bf[:, 2 * k:3 * k, :], p[2], nba, nbb)  # a1 b1
+            self._gemm(cp, Af[:, :, 3 * k:], Bf[:, 3 * k:, :], p[3], nba, nbb)            # (a0+a1)(b0+b1)
+            self._launch("limb_matmul", "recombine64k", n, (p.reshape(4, -1), acc, _I64(n)))
         return acc.reshape(batch + (M, N))
 
     # -- randomness --------------------------------------------------------------------

@@ -78,6 +78,26 @@ HC_HD void hc_split_limbs(hc_i64 v, double* limbs) {
     limbs[L - 1] = (double)v;
 }
 
+// Z_2^64 Karatsuba split (CPUBackend._split64): a = a0 + a1 2^22 + a2 2^42 with balanced
+// |a0| <= 2^21, |a1| <= 2^19 and the rest in a2 (|a2| <= 2^21 + 1), wrapping as the reference.
+HC_HD void hc_split64_k(hc_i64 v, hc_i64* a0, hc_i64* a1, hc_i64* a2) {
+    const hc_u64 h22 = 1ULL << 21, m22 = (1ULL << 22) - 1ULL;
+    const hc_u64 h20 = 1ULL << 19, m20 = (1ULL << 20) - 1ULL;
+    const hc_i64 l0 = (hc_i64)(((hc_u64)v + h22) & m22) - (hc_i64)h22;
+    v = ((hc_i64)((hc_u64)v - (hc_u64)l0)) >> 22;
+    const hc_i64 l1 = (hc_i64)(((hc_u64)v + h20) & m20) - (hc_i64)h20;
+    *a0 = l0;
+    *a1 = l1;
+    *a2 = ((hc_i64)((hc_u64)v - (hc_u64)l1)) >> 20;
+}
+
+// Karatsuba recombination (CPUBackend._recombine64), exact integers |x| <= 2^53 in float64:
+//   P00 + (Pk - P00 - P11) 2^22 + D2 2^42 + P11 2^44   (mod 2^64)
+HC_HD hc_u64 hc_recombine64_k(double d2, double p00, double p11, double pk) {
+    const hc_i64 D2 = (hc_i64)d2, P00 = (hc_i64)p00, P11 = (hc_i64)p11, PK = (hc_i64)pk;
+    return (hc_u64)P00 + (((hc_u64)(PK - P00 - P11)) << 22) + (((hc_u64)D2) << 42) + (((hc_u64)P11) << 44);
+}
+
 // Recombination of diagonal sums (exact integers in float64, |x| < 2^53):
 //   power of two:  acc + sum_d int64(diag_d) << (W d)   (mod 2^64; narrowed by the caller)
 //   Z_q:           (acc + sum_d (diag_d mod q) * pow_d) mod q,  pow_d = 2^(W d) mod q
