@@ -274,3 +274,13 @@ def test_seeded_contexts_are_reproducible(rng):
     assert a.key_fingerprint == b.key_fingerprint
     assert CKKSContext(p, seed=12).key_fingerprint != a.key_fingerprint
     assert CKKSContext(p).key_fingerprint != CKKSContext(p).key_fingerprint
+
+
+def test_large_batches_are_encrypted_in_chunks(rng):
+    from hecrypt.he import context as context_mod
+
+    ctx = CKKSContext(CKKSParameters(64, [40, 30, 40], 30, security=None))
+    X = rng.uniform(-1, 1, (context_mod._ENC_CHUNK * 2 + 3, 5))
+    b = ctx.encrypt_batch(X)
+    assert len(b) == X.shape[0]
+    assert np.abs(ctx.decrypt_batch(b)[:, :5] - X).max() < 1e-4

@@ -14,7 +14,6 @@ key from a seed instead (reproducible, **tests only**).
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,8 @@ from .keys import (KeyGenerator, KeySwitchKey, PublicKeys, SecretKey, conjugatio
 from .params import CKKSParameters
 
 __all__ = ["CKKSContext"]
+
+_ENC_CHUNK = 64  # rows per public-key encryption pass in encrypt_batch
 
 
 class CKKSContext:
@@ -205,7 +206,13 @@ class CKKSContext:
         if symmetric:
             data, seed = self._encrypt_sk(v, level, scale)
             return CiphertextBatch(ev, data, level, scale, seed=seed)
-        return CiphertextBatch(ev, ev.encrypt_pk(v, level, scale), level, scale)
+        if v.shape[0] <= _ENC_CHUNK:
+            return CiphertextBatch(ev, ev.encrypt_pk(v, level, scale), level, scale)
+        # bounded temporaries: ~3*(l+2)*N words per row while a chunk is encrypted
+        out = ev.xp.empty((v.shape[0], 2, level + 1, ev.N), ev.xp.uint64)
+        for i in range(0, v.shape[0], _ENC_CHUNK):
+            out[i:i + _ENC_CHUNK] = ev.encrypt_pk(v[i:i + _ENC_CHUNK], level, scale)
+        return CiphertextBatch(ev, out, level, scale)
 
     def _encrypt_sk(self, values: Any, level: int, scale: float):
         sk = self._require_secret("encrypt with the secret key (use public-key encryption)")
