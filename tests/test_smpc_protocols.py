@@ -328,3 +328,19 @@ def test_cpu_gpu_bit_identical(rng):
     for s_cpu, s_gpu in zip(outs["cpu"][0], outs["cuda"][0]):
         assert np.array_equal(s_cpu, s_gpu)
     assert np.array_equal(outs["cpu"][1], outs["cuda"][1])
+
+
+# ------------------------------------------------------------------------------------------
+# the benchmark's baseline ring matmul (CrypTen's 10-block float64 method) is exact
+# ------------------------------------------------------------------------------------------
+def test_block_matmul_10_baseline_is_exact(rng):
+    from hecrypt.benchmarks.smpc import _block_ring, block_matmul_10
+    from hecrypt.ring import Z2_64
+
+    m, k, n = (int(v) for v in rng.integers(1, 40, size=3))
+    a = rng.integers(0, 2**64, size=(m, k), dtype=np.uint64)
+    b = rng.integers(0, 2**64, size=(k, n), dtype=np.uint64)
+    assert np.array_equal(block_matmul_10(a, b), Z2_64.matmul(a, b))
+    ctx = SMPCContext(ring=_block_ring(), device="cpu")
+    A, B = rng.normal(size=(5, 6)), rng.normal(size=(6, 4))
+    assert np.allclose((ctx.share(A) @ ctx.share(B)).reveal(), A @ B, atol=1e-3)
