@@ -9,8 +9,9 @@ Each row times one full step on shares (``pred = X W``, ``grad = pred - Y``,
 ``W -= s X^T grad``: two Beaver matmuls with their truncations, the dealer's triples
 included, no loss revealed) against the plaintext twin's float64 step on the same data in the
 same run (``baseline``).  Extra keys: ``overhead`` (encrypted / plaintext time),
-``bytes_per_step``, ``rounds_per_step``, ``setup_s`` (sharing the data and opening the reused
-mask once).
+``online_s``/``offline_s`` (mean per step from the SMPC timers; offline = the dealer),
+``bytes_per_step``, ``rounds_per_step``, ``setup_s`` (sharing the data and the first step,
+which opens the reused mask).
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ def _case(bench: Bench, name: str, trainer: Any, x: np.ndarray, y: np.ndarray, r
     sess.step()                       # the first step opens the reused mask of X
     bench.sync()
     setup_s = time.perf_counter() - t0
-    stats = trainer.context.stats
+    ctx = trainer.context
+    stats, timing = ctx.stats, getattr(ctx, "timing", None)
     b0, r0 = stats.bytes_sent, stats.rounds
+    on0, off0 = (timing.online_s, timing.offline_s) if timing is not None else (0.0, 0.0)
     enc_s = bench.time(sess.step, repeat=repeat, warmup=0)
     nsteps = sess.i - 1
     bytes_per_step = (stats.bytes_sent - b0) / nsteps if nsteps else None
     rounds_per_step = (stats.rounds - r0) / nsteps if nsteps else None
+    online_s = (timing.online_s - on0) / nsteps if (timing is not None and nsteps) else None
+    offline_s = (timing.offline_s - off0) / nsteps if (timing is not None and nsteps) else None
 
     feats = trainer.features(x, fit=True)
     targets = np.asarray(y, dtype=np.float64).reshape(len(feats), -1)
@@ -51,7 +56,7 @@ def _case(bench: Bench, name: str, trainer: Any, x: np.ndarray, y: np.ndarray, r
     plain_s = bench.time(plain_step, repeat=max(repeat, 5), sync=False)
     bench.record(name, enc_s, "plaintext twin (numpy float64)", plain_s,
                  device=str(trainer.context.device), overhead=(enc_s / plain_s) if plain_s else None,
-                 setup_s=setup_s, bytes_per_step=bytes_per_step,
+                 online_s=online_s, offline_s=offline_s, setup_s=setup_s, bytes_per_step=bytes_per_step,
                  rounds_per_step=rounds_per_step, parties=len(trainer.parties), units=trainer.reservoir.units,
                  n=int(feats.shape[0]), features=int(feats.shape[1]), outputs=int(targets.shape[1]))
 

@@ -35,12 +35,13 @@ def tutorial_addition(seed: Any = None) -> dict[str, Any]:
     Returns ``{"var1", "var2", "sum_shares", "sum", "partial"}`` (lists of 3 ints, ints).
     Shares come from the ChaCha20 stream (``seed``: reproducible, for tests only).
     """
-    try:  # the SMPC layer's tutorial module, when it provides the pieces
-        from ..smpc import tutorial as tut  # type: ignore[attr-defined]
-    except ImportError:
+    try:  # the SMPC layer's implementation of the tutorial's functions
+        from ..smpc import tutorial as tut
+    except ImportError:  # pragma: no cover - the SMPC layer ships it
         tut = None
-    if tut is not None and all(hasattr(tut, n) for n in ("encrypt", "add", "decrypt")):
-        return _with_tutorial_module(tut, seed)
+    if tut is not None and hasattr(tut, "run"):
+        r = tut.run(seed=seed, a=2, b=5)
+        return {k: r[k] for k in ("var1", "var2", "sum_shares", "sum", "partial")}
     return _with_ring(seed)
 
 
@@ -61,28 +62,6 @@ def _with_ring(seed: Any) -> dict[str, Any]:
     partial = ring.sum(s[:2])
     return {"var1": [int(v) for v in var1], "var2": [int(v) for v in var2],
             "sum_shares": [int(v) for v in s], "sum": int(total), "partial": int(partial)}
-
-
-def _with_tutorial_module(tut: Any, seed: Any) -> dict[str, Any]:
-    import inspect
-
-    def call(fn: Callable, *a: Any) -> Any:
-        try:
-            params = inspect.signature(fn).parameters
-        except (TypeError, ValueError):
-            params = {}
-        kw = {}
-        if "seed" in params:
-            kw["seed"] = seed
-        return fn(*a, **kw)
-
-    if hasattr(tut, "make_stream") and seed is not None:
-        pass  # the module draws its own shares; seeding is handled through ``seed=``
-    var1, var2 = call(tut.encrypt, 2), call(tut.encrypt, 5)
-    s = tut.add(var1, var2)
-    shares = [int(v) for v in s]
-    return {"var1": [int(v) for v in var1], "var2": [int(v) for v in var2], "sum_shares": shares,
-            "sum": int(tut.decrypt(*shares)), "partial": int(tut.decrypt(*shares[0:2]))}
 
 
 # -----------------------------------------------------------------------------------------

@@ -190,6 +190,11 @@ class TrainResult:
     opened to whom.  The loss at step ``i`` is ``sum |X W_i - Y|`` over all samples and
     outputs, with ``W_i`` the model *before* the step's update (``W_0 = 0``, so the loss at
     step 0 is ``sum |Y|``).
+
+    ``seconds`` is the wall time of the steps, ``setup_seconds`` that of preprocessing and
+    sharing; ``online_seconds``/``offline_seconds`` split the SMPC protocols' time over the
+    whole run (sharing included; offline = the dealer's material); ``bytes_sent``,
+    ``rounds`` and ``messages`` count the whole run's traffic.
     """
 
     encrypted: bool
@@ -205,6 +210,8 @@ class TrainResult:
     revealed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     setup_seconds: float = 0.0
+    online_seconds: float | None = None
+    offline_seconds: float | None = None
     bytes_sent: int = 0
     rounds: int = 0
     messages: int = 0
@@ -233,6 +240,8 @@ class TrainResult:
             "revealed": list(self.revealed),
             "seconds": self.seconds,
             "setup_seconds": self.setup_seconds,
+            "online_seconds": self.online_seconds,
+            "offline_seconds": self.offline_seconds,
             "bytes_sent": int(self.bytes_sent),
             "rounds": int(self.rounds),
             "messages": int(self.messages),
@@ -449,6 +458,7 @@ class ReservoirTrainer:
         ctx = self.context
         t0 = time.perf_counter()
         s0 = ctx.stats.snapshot()
+        tm0 = _timing(ctx)
         sess = self.session(x, y)
         t_setup = time.perf_counter() - t0
         bar = _progress_bar(self.steps, progress, "encrypted training")
@@ -470,8 +480,12 @@ class ReservoirTrainer:
                 bar.close()
         seconds = time.perf_counter() - t0
         s1 = ctx.stats.snapshot()
+        tm1 = _timing(ctx)
         res = sess.result(seconds=seconds - t_setup, setup_seconds=t_setup,
                           stats=_stats_delta(s0, s1))
+        if tm0 is not None and tm1 is not None:
+            res.online_seconds = tm1[0] - tm0[0]
+            res.offline_seconds = tm1[1] - tm0[1]
         self.model = sess.model
         self.last_result = res
         return res
@@ -592,6 +606,14 @@ class TrainingSession:
             messages=int(stats.get("messages", 0)), device=str(getattr(ctx, "device", t.device)),
             parties=tuple(ctx.party_names), frac_bits=getattr(ctx, "frac_bits", t.frac_bits),
             ring=getattr(ring, "name", str(ring)) if ring is not None else str(t.ring))
+
+
+def _timing(ctx: Any) -> tuple[float, float] | None:
+    """``(online_s, offline_s)`` of the SMPC context's protocol timers, if it keeps them."""
+    tm = getattr(ctx, "timing", None)
+    if tm is None or not hasattr(tm, "online_s"):
+        return None
+    return float(tm.online_s), float(tm.offline_s)
 
 
 def _stats_delta(s0: dict, s1: dict) -> dict:
