@@ -212,3 +212,76 @@ def test_cuda_backend_only_launches_registered_kernels():
     prefixes = set(re.findall(r'_(?:launch|fn)\(\s*"\w+",\s*f"(\w+?)_?\{', src))
     for p in prefixes:
         assert any(r.startswith(p) for r in registered), p
+
+
+# --------------------------------------------------------------------------------------
+# kernel locator (no compiler needed)
+# --------------------------------------------------------------------------------------
+def _copy_tree(dst: Path) -> Path:
+    (dst / "common").mkdir(parents=True)
+    for p in KDIR.glob("*.cu"):
+        shutil.copy(p, dst / p.name)
+    for p in (KDIR / "common").glob("*.cuh"):
+        shutil.copy(p, dst / "common" / p.name)
+    return dst
+
+
+def test_kernel_source_hashes_included_headers(tmp_path, monkeypatch):
+    kd = _copy_tree(tmp_path / "k")
+    monkeypatch.setenv(K.KERNEL_DIR_ENV, str(kd))
+    before = K.kernel_source("truncate")
+    assert before.splitlines()[1] == '#line 1 "truncate.cu"'
+    assert before.split("\n", 2)[2] == (kd / "truncate.cu").read_text()
+    with open(kd / "common" / "modarith.cuh", "a") as f:
+        f.write("\n// edited\n")
+    after = K.kernel_source("truncate")
+    assert after.splitlines()[0] != before.splitlines()[0]  # CuPy's cache key changes with a header
+    with pytest.raises(ValueError):
+        K.kernel_source("../etc/passwd")
+
+
+def test_find_fatbin_order_and_staleness(tmp_path, monkeypatch):
+    import time
+
+    fat_dir = tmp_path / "fat"
+    fat_dir.mkdir()
+    fake = fat_dir / "truncate.fatbin"
+    fake.write_bytes(b"\x50\xed\x55\xba" + b"\0" * 12)
+    monkeypatch.setenv(K.FATBIN_ENV, str(fat_dir))
+    now = time.time()
+    os.utime(fake, (now + 10, now + 10))
+    assert K.find_fatbin("truncate") == fake
+    st = K.prebuilt_status()
+    assert st["modules"]["truncate"].startswith(f"fatbin {fake}")
+    assert any(str(fat_dir) in s for s in st["searched"])
+    os.utime(fake, (0, 0))  # older than its sources and headers: stale in a source checkout
+    assert K.find_fatbin("truncate") is None
+    assert "stale" in K.prebuilt_status()["modules"]["truncate"]
+
+
+def test_prebuilt_status_without_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv(K.KERNEL_DIR_ENV, str(tmp_path))  # no *.cu there
+    st = K.prebuilt_status()
+    assert st["source_dir"] is None and st["all_prebuilt"] is False and "error" in st
+    from hecrypt.errors import KernelError
+
+    with pytest.raises(KernelError):
+        K.kernel_source_dir()
+
+
+def test_fatbin_contents_rejects_other_files(tmp_path):
+    p = tmp_path / "x.fatbin"
+    p.write_bytes(b"not a fatbin at all")
+    with pytest.raises(ValueError):
+        K.fatbin_contents(p)
+
+
+def test_no_cupy_import_at_module_import():
+    import subprocess
+    import sys
+
+    code = ("import sys, hecrypt.backend.cuda, hecrypt.backend.kernels; "
+            "print('cupy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

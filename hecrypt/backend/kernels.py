@@ -121,7 +121,8 @@ def kernel_source(name: str) -> str:
     for d in deps[1:]:
         h.update(d.name.encode())
         h.update(d.read_bytes())
-    return f"// hecrypt headers sha256: {h.hexdigest()}\n" + deps[0].read_text()
+    src = deps[0]
+    return f'// hecrypt headers sha256: {h.hexdigest()}\n#line 1 "{src.name}"\n' + src.read_text()
 
 
 # --------------------------------------------------------------------------------------
