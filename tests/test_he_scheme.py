@@ -284,3 +284,16 @@ def test_large_batches_are_encrypted_in_chunks(rng):
     b = ctx.encrypt_batch(X)
     assert len(b) == X.shape[0]
     assert np.abs(ctx.decrypt_batch(b)[:, :5] - X).max() < 1e-4
+
+
+def test_fused_moddown_rescale_is_bit_identical(small, rng):
+    """mul_ct's fused ModDown+rescale equals relinearize, add, then rescale, exactly."""
+    ev = small._ev
+    x, y = rng.uniform(-1, 1, (2, small.slots))
+    a, b = small.encrypt(x), small.encrypt(y)
+    for lvl in range(ev.L, 0, -1):
+        A, B = ev.mod_switch(a.data, ev.L, lvl), ev.mod_switch(b.data, ev.L, lvl)
+        for other in (B, None):
+            fused = ev.mul_ct(A, other, lvl)
+            separate = ev.rescale(ev.mul_ct(A, other, lvl, rescale=False), lvl)
+            assert np.array_equal(fused, separate)

@@ -229,9 +229,8 @@ class _CipherBase:
             a, b, lvl, _ = self._aligned(other, check_scale=False)
             if lvl == 0:
                 raise ValueError("cannot multiply level-0 ciphertexts: no prime left to rescale")
-            prod = ev.mul_ct(a, b, lvl)
             scale = self._scale * other._scale
-            return self._new(ev.rescale(prod, lvl), lvl - 1, scale / ev.params.primes[lvl])
+            return self._new(ev.mul_ct(a, b, lvl), lvl - 1, scale / ev.params.primes[lvl])
         if _is_int_scalar(other):
             return self._new(ev.mul_int(self._data, int(other), self._level), self._level, self._scale)
         if _is_real_scalar(other):
@@ -259,8 +258,7 @@ class _CipherBase:
         ev = self._ev
         if self._level == 0:
             raise ValueError("cannot square a level-0 ciphertext: no prime left to rescale")
-        prod = ev.square(self._data, self._level)
-        return self._new(ev.rescale(prod, self._level), self._level - 1,
+        return self._new(ev.mul_ct(self._data, None, self._level), self._level - 1,
                          self._scale * self._scale / ev.params.primes[self._level])
 
     def multiply(self, other: "_CipherBase", *, rescale: bool = True):
@@ -268,7 +266,7 @@ class _CipherBase:
         if rescale:
             return self * other
         a, b, lvl, _ = self._aligned(other, check_scale=False)
-        return self._new(self._ev.mul_ct(a, b, lvl), lvl, self._scale * other._scale)
+        return self._new(self._ev.mul_ct(a, b, lvl, rescale=False), lvl, self._scale * other._scale)
 
     def rescale(self):
         """Divide by the last prime ``q_l`` (rounded): level ``l-1``, scale ``scale / q_l``."""

@@ -193,31 +193,68 @@ class Evaluator:
         """Both polynomials times the NTT-form plaintext ``pt`` (``(..., l+1, N)``)."""
         return self.ring.mul(data, pt[..., None, :, :], self.basis(level))
 
-    def mul_ct(self, a: Any, b: Any, level: int) -> Any:
-        """Tensor product and relinearization (no rescale): ``(..., 2, l+1, N)``."""
+    def _tensor(self, a: Any, b: Any | None, level: int):
+        """``(d0, d1)`` stacked ``(..., 2, l+1, N)`` and ``d2`` of the product (``b=None``: square)."""
         r, xp = self.ring, self.xp
         B = self.basis(level)
         a0, a1 = a[..., 0, :, :], a[..., 1, :, :]
-        b0, b1 = b[..., 0, :, :], b[..., 1, :, :]
-        d0 = r.mul(a0, b0, B)
-        d1 = r.fma(r.mul(a0, b1, B), a1, b0, B)
-        d2 = r.mul(a1, b1, B)
+        if b is None:
+            d0 = r.mul(a0, a0, B)
+            d1 = r.mul_scalar(r.mul(a0, a1, B), [2] * len(B), B)
+            d2 = r.mul(a1, a1, B)
+        else:
+            b0, b1 = b[..., 0, :, :], b[..., 1, :, :]
+            d0 = r.mul(a0, b0, B)
+            d1 = r.fma(r.mul(a0, b1, B), a1, b0, B)
+            d2 = r.mul(a1, b1, B)
         if self.keys.relin is None:
             raise ValueError("this context has no relinearization key")
-        ks = self.key_switch(d2, self.keys.relin, level)
-        d0 = r.add(d0, ks[..., 0, :, :], B)
-        d1 = r.add(d1, ks[..., 1, :, :], B)
-        return xp.stack([d0, d1], axis=-3)
+        return xp.stack([d0, d1], axis=-3), d2
 
-    def square(self, a: Any, level: int) -> Any:
+    def mul_ct(self, a: Any, b: Any | None, level: int, rescale: bool = True) -> Any:
+        """Tensor product and relinearization, then (by default) rescale.
+
+        ``b=None`` squares ``a``.  Returns ``(..., 2, l, N)`` rescaled (``(..., 2, l+1, N)``
+        with ``rescale=False``).  The rescale is fused with the key switch's ModDown:
+        ``round(round((acc + P*d) / P) / q_l)`` is computed with one inverse NTT of the limbs
+        ``P`` and ``q_l`` and one forward NTT of ``l`` limbs, bit-identical to a ModDown, an
+        addition and a separate rescale (which would take ``2l + 1`` forward NTTs).
+        """
+        r = self.ring
+        d01, d2 = self._tensor(a, b, level)
+        acc = self.key_switch_acc(d2, self.keys.relin, level)
+        if not rescale:
+            return r.add(d01, r.divide_round_last(acc, self.key_basis(level)), self.basis(level))
+        if level == 0:
+            raise ValueError("cannot rescale a level-0 ciphertext: no prime left to divide by")
+        return self.mod_down_rescale(acc, d01, level)
+
+    def mod_down_rescale(self, acc: Any, d: Any, level: int) -> Any:
+        """``round(round((acc + P*d) / P) / q_l)`` over ``q_0..q_(l-1)``, NTT form.
+
+        ``acc``: ``(..., l+2, N)`` over ``q_0..q_l, P``; ``d``: ``(..., l+1, N)`` over
+        ``q_0..q_l``.  With ``X = acc + P*d``, ``r_P`` the centred ``X mod P``,
+        ``Z_l = (X_l - r_P) / P`` and ``r_l`` the centred ``Z_l mod q_l``, the result is
+        ``(X_i - r_P - P*r_l) / (P*q_l)`` for every ``i < l`` (exact divisions).
+        """
         r, xp = self.ring, self.xp
         B = self.basis(level)
-        a0, a1 = a[..., 0, :, :], a[..., 1, :, :]
-        d0 = r.mul(a0, a0, B)
-        d1 = r.mul_scalar(r.mul(a0, a1, B), [2] * len(B), B)
-        d2 = r.mul(a1, a1, B)
-        ks = self.key_switch(d2, self.keys.relin, level)
-        return xp.stack([r.add(d0, ks[..., 0, :, :], B), r.add(d1, ks[..., 1, :, :], B)], axis=-3)
+        Bl = B[:-1]
+        KB = self.key_basis(level)
+        P = self.params.special_prime
+        ql = self.params.primes[level]
+        qB = r.moduli(B)
+        X = r.add(acc[..., : level + 1, :], r.mul_scalar(d, [P % q for q in qB], B), B)
+        rP = r.intt(xp.ascontiguousarray(acc[..., level + 1:, :]), (self.K,))          # (..., 1, N) coeff
+        Xl = r.intt(xp.ascontiguousarray(X[..., level:, :]), (level,))                    # (..., 1, N) coeff
+        liftP = r.lift_centered(rP, self.K, B)                                             # (..., l+1, N)
+        Zl = r.mul_scalar(r.sub(Xl, xp.ascontiguousarray(liftP[..., level:, :]), (level,)), [pow(P, -1, ql)],
+                          (level,))
+        liftl = r.lift_centered(Zl, level, Bl)                                             # (..., l, N)
+        T = r.add(liftP[..., :level, :], r.mul_scalar(liftl, [P % q for q in qB[:-1]], Bl), Bl)
+        T = r.ntt(T, Bl)
+        inv = [pow(P * ql, -1, q) for q in qB[:-1]]
+        return r.mul_scalar(r.sub(X[..., :level, :], T, Bl), inv, Bl)
 
     def rescale(self, data: Any, level: int) -> Any:
         """Divide by ``q_level`` (rounded) and drop it: ``(..., 2, l, N)``."""
@@ -237,6 +274,12 @@ class Evaluator:
     # -- key switching -----------------------------------------------------------------
     def key_switch(self, d: Any, key: KeySwitchKey, level: int) -> Any:
         """``(k0, k1)`` with ``k0 + k1*s ~ d*s'`` for NTT-form ``d`` (``(..., l+1, N)``)."""
+        acc = self.key_switch_acc(d, key, level)
+        return self.ring.divide_round_last(acc, self.key_basis(level))  # ModDown: (..., 2, l+1, N)
+
+    def key_switch_acc(self, d: Any, key: KeySwitchKey, level: int) -> Any:
+        """ModUp and inner product with the key, before ModDown: ``(..., 2, l+2, N)`` over
+        ``q_0..q_l, P`` (NTT form), ``~ P * d * s'`` when decrypted."""
         r, xp = self.ring, self.xp
         B = self.basis(level)
         KB = self.key_basis(level)
@@ -249,7 +292,7 @@ class Evaluator:
             t = r.lift_shifted(xp.ascontiguousarray(y[..., j:j + 1, :]), j, B, KB)
             t = r.ntt(t, KB)[..., None, :, :]
             acc = r.mul(t, kl[j], KB) if acc is None else r.fma(acc, t, kl[j], KB, out=acc)
-        return r.divide_round_last(acc, KB)  # ModDown: (..., 2, l+1, N)
+        return acc
 
     # -- Galois ------------------------------------------------------------------------
     def galois_key(self, elt: int) -> KeySwitchKey | None:
