@@ -285,3 +285,51 @@ def test_no_cupy_import_at_module_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_get_function_prefers_fatbin_and_falls_back_to_nvrtc(tmp_path, monkeypatch):
+    """Loader logic with a stand-in for CuPy: fatbin first; a fatbin that fails to load (in the
+    constructor or at get_function) is replaced by an NVRTC build of the source."""
+    import sys
+    import time
+    import types
+
+    made = []
+
+    class FakeModule:
+        def __init__(self, code=None, path=None, options=(), backend="nvrtc"):
+            if path is not None and "bad" in Path(path).read_bytes().decode():
+                raise RuntimeError("no kernel image for this device")
+            self.kind = "fatbin" if path else "nvrtc"
+            self.code, self.options = code, options
+            made.append(self)
+
+        def get_function(self, name):
+            if self.kind == "fatbin" and name == "missing_in_fatbin":
+                raise RuntimeError("named symbol not found")
+            return (self.kind, name)
+
+    fake = types.SimpleNamespace(RawModule=FakeModule,
+                                 cuda=types.SimpleNamespace(Device=lambda *a: types.SimpleNamespace(id=0)))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    fat_dir = tmp_path / "fat"
+    fat_dir.mkdir()
+    monkeypatch.setenv(K.FATBIN_ENV, str(fat_dir))
+    later = time.time() + 10
+    (fat_dir / "truncate.fatbin").write_text("good")
+    (fat_dir / "chacha20.fatbin").write_text("bad")
+    for f in fat_dir.iterdir():
+        os.utime(f, (later, later))
+    K.clear_cache()
+    try:
+        assert K.get_function("truncate", "truncate_u64") == ("fatbin", "truncate_u64")
+        assert K.get_function("truncate", "missing_in_fatbin") == ("nvrtc", "missing_in_fatbin")
+        assert K.get_function("chacha20", "chacha20_blocks") == ("nvrtc", "chacha20_blocks")
+        assert K.get_function("limb_matmul", "recombine64k") == ("nvrtc", "recombine64k")
+        src = K.loaded_from()
+        assert src["0:chacha20"].startswith("nvrtc (fatbin") and src["0:limb_matmul"].startswith("nvrtc")
+        nv = [m for m in made if m.kind == "nvrtc"]
+        assert all(f"-I{KDIR}" in m.options for m in nv)
+        assert all('#include "common/' in m.code for m in nv)
+    finally:
+        K.clear_cache()

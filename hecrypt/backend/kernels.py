@@ -287,12 +287,16 @@ def get_module(name: str) -> Any:
         mod = _modules.get(key)
         if mod is None:
             fat = find_fatbin(name)
+            why = "no usable prebuilt fatbin"
             if fat is not None:
-                mod = cupy.RawModule(path=str(fat))
-                _sources[key] = f"fatbin {fat}"
-            else:
+                try:  # some CuPy versions load the file here, others on first get_function
+                    mod = cupy.RawModule(path=str(fat))
+                    _sources[key] = f"fatbin {fat}"
+                except Exception as exc:  # e.g. no code for this GPU's architecture
+                    why = f"fatbin {fat} failed to load: {exc}"
+            if mod is None:
                 mod = _nvrtc_module(name)
-                _sources[key] = "nvrtc"
+                _sources[key] = f"nvrtc ({why})"
             _modules[key] = mod
         return mod
 
