@@ -152,12 +152,13 @@ def test_products_and_dot(rng):
 
 def test_small_public_scalar_keeps_its_precision(rng):
     ctx = _ctx()
-    X = rng.uniform(100, 1000, size=50) * rng.choice([-1, 1], size=50)
+    X = rng.uniform(2000, 20000, size=50) * rng.choice([-1, 1], size=50)
     x = ctx.share(X)
     for c in (1e-7, 3.3e-5, -2.5e-3):
         got = (x * c).reveal()
         assert np.all(np.abs(got - c * X) <= np.abs(c * X) * 2.0 ** -15 + 2.0 ** -15), c
     # plain fixed-point encoding of 1e-7 at 16 bits would be 0: the scalar path does not round to 0
+    # (|x * 1e-7| >= 2e-4, far above the output resolution 2^-16)
     assert np.all((x * 1e-7).reveal() != 0)
     assert np.allclose(x.mean().reveal(), X.mean(), atol=1e-3)
 

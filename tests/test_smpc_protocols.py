@@ -267,6 +267,7 @@ def test_reuse_mask_opens_once_and_is_tracked(rng):
     G = g.reveal()
     up = x.T @ g  # the transposed mask is reused as well
     assert x.mask_uses == 3
+    assert all(p.mask(x._mask[0])["uses"] == 3 for p in ctx.compute_parties)
     for got, ref in ((p1, X @ W), (p2, X @ W), (up, X.T @ G)):
         assert np.max(np.abs(got.reveal() - ref)) < 5e-3
     plain = ctx.share(X)

@@ -67,23 +67,23 @@ class Party:
             mid = int(meta["mid"])
             kind = str(meta["kind"])
             seed = meta.get("seed")
-            expand = meta.get("expand") or []
-            mask = meta.get("mask")
+            expand = [(str(name), tuple(int(d) for d in shape)) for name, shape in (meta.get("expand") or [])]
         except (KeyError, TypeError, ValueError) as exc:
             raise ser.SerializationError(f"malformed dealer material: {exc}") from None
         if seed is not None:
-            st = Stream(bytes.fromhex(seed), 0, device=device)
+            try:
+                key = bytes.fromhex(seed)
+            except (TypeError, ValueError):
+                raise ser.SerializationError("malformed dealer material: bad seed") from None
+            st = Stream(key, 0, device=device)
             for name, shape in expand:
-                arrays[name] = st.uniform(ring, tuple(shape))
+                arrays[name] = st.uniform(ring, shape)
         if kind == "mask":
             self._masks[mid] = {"a": arrays["a"], "open": None, "uses": 0}
         else:
             if mid in self._consumed or mid in self._material:
                 raise ConsumedError(f"dealer material #{mid} was already received by {self.name!r}")
-            if mask is not None:
-                self._material[mid] = (kind, arrays)
-            else:
-                self._material[mid] = (kind, arrays)
+            self._material[mid] = (kind, arrays)
         return mid
 
     def take_material(self, mid: int, kind: str) -> dict[str, Any]:

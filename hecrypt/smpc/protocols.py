@@ -105,10 +105,10 @@ def _mask_open(ctx: "SMPCContext", ref: Any, xs: Sequence[Any]) -> list[Any] | N
     for p in ctx.compute_parties:
         m = p.mask(mid)
         m["uses"] += 1
-        if m["open"] is None:
-            return None
         e = m["open"]
-        outs.append(e.swapaxes(-1, -2) if transposed else e)
+        outs.append(None if e is None else (e.swapaxes(-1, -2) if transposed else e))
+    if any(e is None for e in outs):
+        return None
     return outs
 
 
