@@ -35,6 +35,10 @@ SUITE = "smpc"
 DESCRIPTION = ("secret-shared matmul (Beaver + truncation) and elementwise product, 2 parties, "
                "total / online / offline seconds, bytes and rounds; vs CrypTen (or numpy float64)")
 
+SIZES = (128, 512, 1024)   # shared matmul n (CPU and GPU)
+GPU_SIZES = (4096,)         # GPU only
+ELEMENTS = 10 ** 6          # shared elementwise product
+
 _CRYPTEN_SNIPPET = """
 import statistics, time
 import torch
@@ -125,6 +129,16 @@ def _crypten(cases: list[tuple[str, int]], repeat: int, bench: Bench) -> tuple[d
     return res, None
 
 
+def _plain_time(bench: Bench, A: np.ndarray, B: np.ndarray, kind: str) -> float:
+    """The plaintext float64 product on the bench's device (numpy or CuPy): the floor."""
+    from ..backend import get_backend
+
+    xp = get_backend(bench.device).xp
+    a, b = xp.asarray(A), xp.asarray(B)
+    fn = (lambda: xp.matmul(a, b)) if kind == "matmul" else (lambda: xp.multiply(a, b))
+    return bench.time(fn, repeat=3)
+
+
 def _measure(bench: Bench, ctx: Any, a: Any, b: Any, op: Any, pre: Any, ref: np.ndarray,
              slow: bool) -> dict[str, Any]:
     """Total (triple on demand), online (triple precomputed), offline (dealer) for one product."""
@@ -159,10 +173,8 @@ def run(bench: Bench) -> None:
     from ..smpc import SMPCContext
 
     dev = bench.device
-    sizes = [128, 512, 1024] + ([4096] if dev == "cuda" else [])
-    if bench.quick:
-        sizes = [128, 512] + ([1024] if dev == "cpu" else [1024, 4096])
-    elems = 10 ** 6
+    sizes = list(SIZES) + (list(GPU_SIZES) if dev == "cuda" else [])
+    elems = ELEMENTS
     rng = np.random.default_rng(2024)
     ctx = SMPCContext(parties=("alice", "bob"), ring="Z2_64", frac_bits=16, device=dev)
 
@@ -179,7 +191,7 @@ def run(bench: Bench) -> None:
                      "online_speedup": (cp["online"] / m["online"]) if m["online"] else None,
                      "online_vs_baseline_total": (cp["total"] / m["online"]) if m["online"] else None}
         else:
-            bname, bs = "numpy float64 (plaintext floor)", plain_s
+            bname, bs = f"{'CuPy' if dev == 'cuda' else 'numpy'} float64 (plaintext floor)", plain_s
         bench.record(case, m["total"], bname, bs, online_s=m["online"], offline_s=m["offline"],
                      bytes=m["bytes"], rounds=m["rounds"], messages=m["messages"],
                      offline_bytes=m["offline_bytes"], max_abs_err=m["err"], plaintext_s=plain_s,
@@ -190,7 +202,7 @@ def run(bench: Bench) -> None:
         B = rng.uniform(-1, 1, (n, n))
         a, b = ctx.share(A, owner="alice"), ctx.share(B, owner="bob")
         ref = A @ B
-        plain_s = bench.time(lambda: A @ B, repeat=3)
+        plain_s = _plain_time(bench, A, B, "matmul")
         m = _measure(bench, ctx, a, b, lambda x, y: x @ y,
                      lambda: ctx.dealer.precompute_matmul((n, n), (n, n)), ref, slow=n >= 1024)
         row(f"shared matmul n={n} (Z2_64, f=16)", f"matmul{n}", m, plain_s, {"n": n})
@@ -218,7 +230,7 @@ def run(bench: Bench) -> None:
     A = rng.uniform(-1, 1, elems)
     B = rng.uniform(-1, 1, elems)
     a, b = ctx.share(A, owner="alice"), ctx.share(B, owner="bob")
-    plain_s = bench.time(lambda: A * B, repeat=3)
+    plain_s = _plain_time(bench, A, B, "mul")
     m = _measure(bench, ctx, a, b, lambda x, y: x * y, lambda: ctx.dealer.precompute_mul((elems,)),
                  A * B, slow=False)
     row(f"shared mul {elems:.0e} elems (Z2_64, f=16)", f"mul{elems}", m, plain_s, {"elements": elems})
