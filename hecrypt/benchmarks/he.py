@@ -12,7 +12,9 @@ baseline) and ``ciphertext bytes`` (serialized size of a fresh public-key cipher
 the seeded symmetric size; TenSEAL's ``serialize()`` size as baseline).  TenSEAL 0.3.x runs
 in the peers venv (``hecrypt.benchmarks.peers``) on the same inputs: its ``ckks_vector``
 for encrypt/add/mul/decrypt (auto relinearize + rescale) and SEAL's ``rotate_vector`` through
-``tenseal.sealapi`` with a Galois key for step 1 only.  ``speedup = TenSEAL / hecrypt``.
+``tenseal.sealapi`` with a Galois key for step 1 only.  ``speedup = TenSEAL / hecrypt``
+(wall clock).  On the CPU the rows also carry ``cpu_s`` / ``baseline_cpu_s``: median process
+CPU time (all threads), which a machine shared with other jobs distorts less.
 
 The ``agreement`` row decrypts the same computation done by both libraries on the same
 inputs, ``rotate(x * y, 1) + x``, and reports ``max_abs_diff`` (hecrypt vs TenSEAL) and each
@@ -58,14 +60,21 @@ evl = sa.Evaluator(sctx)
 dec = sa.Decryptor(sctx, ctx.secret_key().data)
 encd = sa.CKKSEncoder(sctx)
 a = ts.ckks_vector(ctx, x); b = ts.ckks_vector(ctx, y)
+def cpu_time(fn, repeat):
+    fn()
+    ts = []
+    for _ in range(repeat):
+        t0 = time.process_time(); fn(); ts.append(time.process_time() - t0)
+    return sorted(ts)[len(ts) // 2]
 out = {"tenseal": ts.__version__, "keygen": keygen}
-out["encrypt"] = median_time(lambda: ts.ckks_vector(ctx, x), repeat=rep)
-out["add"] = median_time(lambda: a + b, repeat=max(rep, 20))
-out["mul"] = median_time(lambda: a * b, repeat=rep)
-out["decrypt"] = median_time(lambda: a.decrypt(), repeat=rep)
 c = a.ciphertext()[0]
 r = sa.Ciphertext()
-out["rotate"] = median_time(lambda: evl.rotate_vector(c, 1, gk, r), repeat=rep)
+cases = {"encrypt": (lambda: ts.ckks_vector(ctx, x), rep), "add": (lambda: a + b, max(rep, 20)),
+         "mul": (lambda: a * b, rep), "decrypt": (lambda: a.decrypt(), rep),
+         "rotate": (lambda: evl.rotate_vector(c, 1, gk, r), rep)}
+for k, (fn, n) in cases.items():
+    out[k] = median_time(fn, repeat=n)
+    out[k + "_cpu"] = cpu_time(fn, n)
 out["bytes"] = len(a.serialize())
 # agreement case: rotate(x*y, 1) + x
 p = (a * b).ciphertext()[0]
@@ -78,6 +87,18 @@ emit(out)
 """
 
 
+def _cpu_time(fn, repeat: int) -> float:
+    """Median process CPU seconds of ``fn()`` (all threads): the work done, which a loaded
+    machine distorts less than wall-clock time."""
+    fn()
+    ts = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        ts.append(time.process_time() - t0)
+    return sorted(ts)[len(ts) // 2]
+
+
 def _tenseal(N: int, bits, scale_bits: int, x: np.ndarray, y: np.ndarray, repeat: int, log) -> dict | None:
     return run_peer(_TENSEAL_SNIPPET, {"N": N, "chain": list(bits), "scale_bits": scale_bits, "x": x.tolist(),
                                        "y": y.tolist(), "repeat": repeat}, timeout=600, log=log)
@@ -85,6 +106,10 @@ def _tenseal(N: int, bits, scale_bits: int, x: np.ndarray, y: np.ndarray, repeat
 
 def run(bench: Bench) -> None:
     seed = 20240501
+    # load (or JIT-compile) every kernel once, so keygen below measures key generation only
+    warm = CKKSContext(CKKSParameters(64, [40, 30, 40], 30, security=None), device=bench.device)
+    w = warm.encrypt(np.ones(4))
+    warm.decrypt(warm.rotate(w * w, 1))
     for name, N, bits, sb in CASES:
         params = CKKSParameters(N, bits, sb)
         label = f"N={N} {list(bits[:2])}..{len(bits)} primes"
@@ -102,15 +127,22 @@ def run(bench: Bench) -> None:
 
         def rec(case, s, key=None, **extra):
             bs = peer.get(key) if (peer and key) else None
+            if peer and key and key + "_cpu" in peer:
+                extra["baseline_cpu_s"] = peer[key + "_cpu"]
             bench.record(f"{name} {case}", s, base if bs is not None else None, bs, params=label, **extra)
+
+        def timed(case, fn, key, n):
+            wall = bench.time(fn, repeat=n)
+            extra = {"cpu_s": _cpu_time(fn, n)} if bench.device == "cpu" else {}
+            rec(case, wall, key, **extra)
 
         rec("keygen (sk, pk, relin)", keygen, "keygen")
         a, b = pub.encrypt(x), pub.encrypt(y)
-        rec("encode+encrypt", bench.time(lambda: pub.encrypt(x), repeat=repeat), "encrypt")
-        rec("add", bench.time(lambda: a + b, repeat=max(repeat, 20)), "add")
-        rec("mul+relin+rescale", bench.time(lambda: a * b, repeat=repeat), "mul")
-        rec("rotate", bench.time(lambda: ctx.rotate(a, 1), repeat=repeat), "rotate")
-        rec("decrypt", bench.time(lambda: ctx.decrypt(a), repeat=repeat), "decrypt")
+        timed("encode+encrypt", lambda: pub.encrypt(x), "encrypt", repeat)
+        timed("add", lambda: a + b, "add", max(repeat, 20))
+        timed("mul+relin+rescale", lambda: a * b, "mul", repeat)
+        timed("rotate", lambda: ctx.rotate(a, 1), "rotate", repeat)
+        timed("decrypt", lambda: ctx.decrypt(a), "decrypt", repeat)
         tables = make_ntt_tables(params.primes, N)
         poly = a.data[0, :1].repeat(len(params.primes), axis=0) % ctx._ev.ring.qs_col(tuple(range(len(params.primes))))
         ops = he_ops(poly)

@@ -83,26 +83,31 @@ class PolyRing:
         q = self.qs_col(basis, np.int64)
         return (x[..., None, :] % q).astype(xp.uint64)
 
-    def _half_consts(self, src: Basis, dst: Basis):
-        """Cached ``H_src`` (``(J, N)``, row j = ``(q_j - 1)/2``) and ``H_dst`` (``(J, I, N)``,
-        ``(q_j - 1)/2 mod dst_i``) for :meth:`mod_up`."""
-        key = (src, dst)
+    def _shift_src(self, src: Basis):
+        """Cached ``(J, N)`` array, row j = ``h_j = (q_j - 1)/2`` (see :meth:`centre_shift`)."""
+        key = ("src", src)
         c = self._modup_cache.get(key)
         if c is None:
-            xp, N = self.xp, self.N
-            sq, dq = self.moduli(src), self.moduli(dst)
-            hs = np.array([(p - 1) // 2 for p in sq], dtype=np.uint64)
-            hd = np.array([[((p - 1) // 2) % q for q in dq] for p in sq], dtype=np.uint64)
-            c = (xp.asarray(np.repeat(hs[:, None], N, axis=1)),
-                 xp.asarray(np.repeat(hd[:, :, None], N, axis=2)))
+            hs = np.array([(p - 1) // 2 for p in self.moduli(src)], dtype=np.uint64)
+            c = self.xp.asarray(np.repeat(hs[:, None], self.N, axis=1))
+            self._modup_cache[key] = c
+        return c
+
+    def _shift_dst(self, prime_index: int, dst: Basis):
+        """Cached ``(I, N)`` array, row i = ``h mod dst_i`` for ``h = (p - 1)/2``."""
+        key = (prime_index, dst)
+        c = self._modup_cache.get(key)
+        if c is None:
+            h = (self.primes[prime_index] - 1) // 2
+            hd = np.array([h % q for q in self.moduli(dst)], dtype=np.uint64)
+            c = self.xp.asarray(np.repeat(hd[:, None], self.N, axis=1))
             self._modup_cache[key] = c
         return c
 
     def centre_shift(self, c, src: Basis):
         """``y = (c + h) mod q`` per limb with ``h_j = (q_j - 1)/2``: the integer ``y_j - h_j`` is
         the centred representative of ``c_j`` in ``[-h_j, h_j]`` (input to :meth:`lift_shifted`)."""
-        hs, _ = self._half_consts(src, src)
-        return self._ops.rns_add(c, hs, self.qs(src))
+        return self._ops.rns_add(c, self._shift_src(src), self.qs(src))
 
     def lift_shifted(self, y_j, j: int, src: Basis, dst: Basis):
         """Centred lift of limb ``j`` of ``src`` from its shifted residues ``y_j`` (``(..., 1, N)``,
@@ -111,9 +116,8 @@ class PolyRing:
         ``(y mod dst_i) - (h_j mod dst_i)``: one exact single-prime ``base_convert`` and one
         modular subtraction (backend kernels).
         """
-        _, hd = self._half_consts(src, dst)
         t = self._ops.base_convert(y_j, (self.primes[src[j]],), self.moduli(dst))
-        return self._ops.rns_sub(t, hd[j], self.qs(dst))
+        return self._ops.rns_sub(t, self._shift_dst(src[j], dst), self.qs(dst))
 
     def mod_up(self, c, src: Basis, dst: Basis):
         """Centred lift of every limb: ``c`` ``(..., J, N)`` residues modulo ``src`` ->

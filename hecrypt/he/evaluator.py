@@ -288,9 +288,12 @@ class Evaluator:
         kl = key.for_level(level, self.L, xp)  # (l+1, 2, l+2, N)
         acc = None
         for j in range(level + 1):
-            # ModUp of digit j: centred [d]_{q_j} modulo every prime of q_0..q_l, P; NTT; times key j
-            t = r.lift_shifted(xp.ascontiguousarray(y[..., j:j + 1, :]), j, B, KB)
-            t = r.ntt(t, KB)[..., None, :, :]
+            # ModUp of digit j: centred [d]_{q_j} modulo the other primes of q_0..q_l, P, NTT;
+            # modulo q_j itself it is d_j, already in NTT form; then times key j
+            others = KB[:j] + KB[j + 1:]
+            t = r.lift_shifted(xp.ascontiguousarray(y[..., j:j + 1, :]), j, B, others)
+            t = r.ntt(t, others)
+            t = xp.concatenate([t[..., :j, :], d[..., j:j + 1, :], t[..., j:, :]], axis=-2)[..., None, :, :]
             acc = r.mul(t, kl[j], KB) if acc is None else r.fma(acc, t, kl[j], KB, out=acc)
         return acc
 
