@@ -347,6 +347,37 @@ HK_KERNEL hk_rns_fma(const u64* __restrict__ acc, const u64* __restrict__ a, con
     }
 }
 
+// out[g] = sum_k a[k, ia[b], l, n] * b[k, ib[b], l, n] mod q_l for g = (b, l, n): the inner
+// product over the leading axis (key switching), a and b batch-broadcast through the index
+// maps ia/ib; 128-bit lazy sums (products < 2^122) reduced every 63 terms.
+HK_KERNEL hk_rns_dot(const u64* __restrict__ a, const u64* __restrict__ b, u64* __restrict__ out,
+                     const long long* __restrict__ ia, const long long* __restrict__ ib,
+                     const u64* __restrict__ qs, const u64* __restrict__ rhi, const u64* __restrict__ rlo,
+                     int L, int logN, int K, long long a_stride, long long b_stride,
+                     long long n_total HK_EMU_ARGS) {
+    const long long LN = (long long)L << logN;
+    HK_GRID_STRIDE(g, n_total) {
+        const long long bi = g / LN;
+        const long long rem = g - bi * LN;
+        const int l = (int)(rem >> logN);
+        const u64 q = qs[l], h = rhi[l], lo = rlo[l];
+        const u64* pa = a + ia[bi] * LN + rem;
+        const u64* pb = b + ib[bi] * LN + rem;
+        u64 shi = 0ULL, slo = 0ULL;
+        for (int k = 0; k < K; ++k) {
+            const u64 x = pa[(long long)k * a_stride], y = pb[(long long)k * b_stride];
+            const u64 plo = x * y;
+            slo += plo;
+            shi += hc_umulhi(x, y) + ((slo < plo) ? 1ULL : 0ULL);
+            if (k % 63 == 62 && k + 1 < K) {
+                slo = hk_barrett128(shi, slo, q, h, lo);
+                shi = 0ULL;
+            }
+        }
+        out[g] = hk_barrett128(shi, slo, q, h, lo);
+    }
+}
+
 // out = a * s_l mod q_l (Shoup with sp_l = floor(s_l 2^64 / q_l), s_l < q_l).
 HK_KERNEL hk_rns_mul_scalar(const u64* __restrict__ a, u64* __restrict__ out, const u64* __restrict__ qs,
                             const u64* __restrict__ s, const u64* __restrict__ sp, int L, int logN,

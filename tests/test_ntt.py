@@ -461,6 +461,10 @@ def test_cuda_rns_host_emulation(rng, emu):
     np.testing.assert_array_equal(acc, H.rns_fma(c, a, b, qs))
     s = [int(v) for v in rng.integers(0, 2**63, len(qs), dtype=np.uint64)]
     np.testing.assert_array_equal(emu.rns_mul_scalar(a, s, qs), H.rns_mul_scalar(a, s, qs))
+    for K in (1, 70):
+        d = rand_poly(rng, qs, N, (K, 2, 1))
+        k = rand_poly(rng, qs, N, (K, 3))
+        np.testing.assert_array_equal(emu.rns_dot(d, k, qs), H.rns_dot(d, k, qs))
 
 
 @pytest.mark.parametrize("lf,lt", [(1, 3), (4, 2), (9, 5)])

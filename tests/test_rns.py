@@ -102,6 +102,52 @@ def test_rns_errors(rng):
         H.rns_add(rand_poly(rng, qs, 32, (2,)), rand_poly(rng, qs, 32, (3,)), qs)
 
 
+@pytest.mark.parametrize("K", [1, 7, 63, 64, 130])
+def test_rns_dot(rng, K):
+    """sum_k a[k] * b[k] with broadcast batches; K > 63 exercises the intermediate reduction."""
+    qs = MODULI["61bit"]
+    N = 16
+    a = rand_poly(rng, qs, N, (K, 3, 1))
+    b = rand_poly(rng, qs, N, (K, 2))
+    got = H.rns_dot(a, b, qs)
+    assert got.shape == (3, 2, len(qs), N)
+    A = np.broadcast_to(a, (K, 3, 2, len(qs), N)).astype(object)
+    B = np.broadcast_to(b[:, None], (K, 3, 2, len(qs), N)).astype(object)
+    ref = np.empty(got.shape, dtype=object)
+    for l, q in enumerate(qs):
+        ref[..., l, :] = (A[..., l, :] * B[..., l, :]).sum(axis=0) % q
+    np.testing.assert_array_equal(got, ref.astype(np.uint64))
+    # all q-1: the largest lazy sums
+    m = np.stack([np.full((K, N), q - 1, dtype=np.uint64) for q in qs], axis=-2)
+    np.testing.assert_array_equal(
+        H.rns_dot(m, m, qs), np.stack([np.full(N, K * (q - 1) ** 2 % q, dtype=np.uint64) for q in qs])
+    )
+
+
+def test_rns_dot_matches_fma_chain(rng):
+    qs = MODULI["chain"]
+    N = 64
+    a = rand_poly(rng, qs, N, (5, 2))
+    b = rand_poly(rng, qs, N, (5,))
+    acc = H.rns_mul(a[0], b[0], qs)
+    for k in range(1, 5):
+        acc = H.rns_fma(acc, a[k], b[k], qs)
+    np.testing.assert_array_equal(H.rns_dot(a, b[:, None], qs), acc)
+
+
+def test_rns_dot_errors(rng):
+    qs = MODULI["chain"]
+    a = rand_poly(rng, qs, 16, (3,))
+    with pytest.raises(ValueError):
+        H.rns_dot(a, a[:2], qs)
+    with pytest.raises(ValueError):
+        H.rns_dot(a[0], a[0], qs)
+    with pytest.raises(ValueError):
+        H.rns_dot(rand_poly(rng, qs, 16, (3, 2)), rand_poly(rng, qs, 16, (3, 3)), qs)
+    out = np.empty((len(qs), 16), dtype=np.uint64)
+    assert H.rns_dot(a, a, qs, out=out) is out
+
+
 # ---------------------------------------------------------------------------------------
 # fast basis conversion
 # ---------------------------------------------------------------------------------------
@@ -196,6 +242,9 @@ def test_gpu_rns_parity(rng, cp):
     np.testing.assert_array_equal(g(he_cuda.rns_fma(gc, ga, gb, qa)), H.rns_fma(c, a, b, qa))
     s = [int(v) for v in rng.integers(0, 2**63, len(qs), dtype=np.uint64)]
     np.testing.assert_array_equal(g(he_cuda.rns_mul_scalar(ga, s, qa)), H.rns_mul_scalar(a, s, qa))
+    k = rand_poly(rng, qs, N, (70, 2))
+    d = rand_poly(rng, qs, N, (70, 3, 1))
+    np.testing.assert_array_equal(g(he_cuda.rns_dot(cp.asarray(d), cp.asarray(k), qa)), H.rns_dot(d, k, qa))
 
 
 @pytest.mark.gpu

@@ -46,6 +46,7 @@ __all__ = [
     "rns_mul",
     "rns_mul_scalar",
     "rns_fma",
+    "rns_dot",
     "base_convert",
     "automorphism",
     "ntt_launches",
@@ -65,6 +66,7 @@ KERNEL_NAMES = (
     "hk_rns_neg",
     "hk_rns_mul",
     "hk_rns_fma",
+    "hk_rns_dot",
     "hk_rns_mul_scalar",
     "hk_base_convert",
     "hk_gather",
@@ -376,6 +378,42 @@ def rns_fma(acc: Any, a: Any, b: Any, qs: Any, *, out: Any = None) -> Any:
     _fn("hk_rns_fma")(
         (_grid(n),), (THREADS,),
         (c, x, y, res, q, rhi, rlo, _i32(L), _i32(_log_n(shape)), _i64(n), _i32(cb), _i32(xb), _i32(yb)),
+    )  # fmt: skip
+    return res
+
+
+@functools.lru_cache(maxsize=256)
+def _batch_maps_dev(dev: int, sa: tuple[int, ...], sb: tuple[int, ...]) -> tuple[tuple[int, ...], Any, Any]:
+    from .he_cpu import _batch_maps
+
+    shape, ia, ib = _batch_maps(sa, sb)
+    cp = _cupy()
+    return shape, cp.asarray(ia), cp.asarray(ib)
+
+
+def rns_dot(a: Any, b: Any, qs: Any, *, out: Any = None) -> Any:
+    """Exact ``sum_k a[k] * b[k] mod q_l`` over the leading axis; ``a`` ``(K, *batch_a, L, N)``,
+    ``b`` ``(K, *batch_b, L, N)``, batch shapes broadcast (see :func:`he_cpu.rns_dot`)."""
+    _check_poly(a), _check_poly(b, "b")
+    if a.ndim < 3 or b.ndim < 3 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"rns_dot needs (K, ..., L, N) operands with the same K, got {a.shape} and {b.shape}")
+    if a.shape[-2:] != b.shape[-2:]:
+        raise ValueError(f"limb/degree shapes differ: {a.shape} vs {b.shape}")
+    L, N = a.shape[-2:]
+    K = a.shape[0]
+    batch, ia, ib = _batch_maps_dev(_dev_id(), tuple(a.shape[1:-2]), tuple(b.shape[1:-2]))
+    _, q, rhi, rlo = _moduli(qs, L)
+    cp = _cupy()
+    x = cp.ascontiguousarray(a)
+    y = cp.ascontiguousarray(b)
+    res = _out(batch + (L, N), out)
+    if cp.shares_memory(res, a) or cp.shares_memory(res, b):
+        raise ValueError("rns_dot: out must not overlap the inputs")
+    n = res.size
+    _fn("hk_rns_dot")(
+        (_grid(n),), (THREADS,),
+        (x, y, res, ia, ib, q, rhi, rlo, _i32(L), _i32(_log_n(a.shape)), _i32(K),
+         _i64(x.size // K), _i64(y.size // K), _i64(n)),
     )  # fmt: skip
     return res
 
