@@ -407,7 +407,7 @@ def he_ops(array: Any) -> ModuleType:
     """The HE kernel module for ``array``: :mod:`.he_cuda` for CuPy arrays, else :mod:`.he_cpu`.
 
     Both modules expose the same functions (``ntt``, ``intt``, ``rns_add``, ``rns_sub``,
-    ``rns_neg``, ``rns_mul``, ``rns_mul_scalar``, ``rns_fma``, ``base_convert``,
+    ``rns_neg``, ``rns_mul``, ``rns_mul_scalar``, ``rns_fma``, ``rns_dot``, ``base_convert``,
     ``automorphism``) with the same numeric contracts and bit-identical results.
     """
     if type(array).__module__.split(".")[0] == "cupy":
