@@ -297,3 +297,22 @@ def test_fused_moddown_rescale_is_bit_identical(small, rng):
             fused = ev.mul_ct(A, other, lvl)
             separate = ev.rescale(ev.mul_ct(A, other, lvl, rescale=False), lvl)
             assert np.array_equal(fused, separate)
+
+
+def test_key_switch_without_backend_dot_is_identical(small, rng, monkeypatch):
+    """The rns_fma fallback of PolyRing.dot gives the same key switch as the backend's rns_dot."""
+    ring = small._ev.ring
+    a = small.encrypt(rng.uniform(-1, 1, small.slots))
+    ref = small.rotate(a, 1).data
+
+    class NoDot:
+        def __init__(self, ops):
+            self._ops = ops
+
+        def __getattr__(self, name):
+            if name == "rns_dot":
+                raise AttributeError(name)
+            return getattr(self._ops, name)
+
+    monkeypatch.setattr(ring, "_ops", NoDot(ring._ops))
+    assert np.array_equal(small.rotate(a, 1).data, ref)

@@ -160,6 +160,20 @@ class PolyRing:
     def fma(self, acc, a, b, basis: Basis, out=None):
         return self._ops.rns_fma(acc, a, b, self.qs(basis), out=out)
 
+    def dot(self, a, b, basis: Basis):
+        """``sum_k a[k] * b[k]`` over the leading axis (batch axes broadcast), exact.
+
+        Uses the backend's one-pass ``rns_dot`` (lazy 128-bit accumulation) when it has one,
+        else a chain of ``rns_fma``.
+        """
+        fn = getattr(self._ops, "rns_dot", None)
+        if fn is not None:
+            return fn(a, b, self.qs(basis))
+        acc = self.mul(a[0], b[0], basis)
+        for k in range(1, a.shape[0]):
+            acc = self.fma(acc, a[k], b[k], basis, out=acc)
+        return acc
+
     def mul_scalar(self, a, s: Sequence[int], basis: Basis):
         """``a * s_l`` with one (Python int) scalar per limb; any size, reduced mod q_l."""
         return self._ops.rns_mul_scalar(a, [int(v) for v in s], self.qs(basis))

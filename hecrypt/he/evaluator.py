@@ -286,16 +286,18 @@ class Evaluator:
         c = r.intt(d, B)
         y = r.centre_shift(c, B)
         kl = key.for_level(level, self.L, xp)  # (l+1, 2, l+2, N)
-        acc = None
-        for j in range(level + 1):
+        D = level + 1
+        T = xp.empty((D,) + d.shape[:-2] + (1, D + 1, self.N), xp.uint64)
+        for j in range(D):
             # ModUp of digit j: centred [d]_{q_j} modulo the other primes of q_0..q_l, P, NTT;
-            # modulo q_j itself it is d_j, already in NTT form; then times key j
+            # modulo q_j itself it is d_j, already in NTT form
             others = KB[:j] + KB[j + 1:]
             t = r.lift_shifted(xp.ascontiguousarray(y[..., j:j + 1, :]), j, B, others)
             t = r.ntt(t, others)
-            t = xp.concatenate([t[..., :j, :], d[..., j:j + 1, :], t[..., j:, :]], axis=-2)[..., None, :, :]
-            acc = r.mul(t, kl[j], KB) if acc is None else r.fma(acc, t, kl[j], KB, out=acc)
-        return acc
+            T[j, ..., 0, :j, :] = t[..., :j, :]
+            T[j, ..., 0, j, :] = d[..., j, :]
+            T[j, ..., 0, j + 1:, :] = t[..., j:, :]
+        return r.dot(T, kl, KB)  # sum_j digit_j * key_j: (..., 2, l+2, N)
 
     # -- Galois ------------------------------------------------------------------------
     def galois_key(self, elt: int) -> KeySwitchKey | None:
