@@ -54,7 +54,9 @@ struct FinishZq {
     }
 };
 
-template <class Acc, class Finish>
+// KUNROLL: unroll depth of the inner k loop (full for the cheap wrapping rings; 4 for Z_q, whose
+// 128-bit products and 192-bit sums make a full unroll 3x slower to compile; speed not yet measured).
+template <class Acc, class Finish, int KUNROLL>
 __device__ __forceinline__ void matmul_tiled(const typename Acc::T* __restrict__ A,
                                              const typename Acc::T* __restrict__ B,
                                              typename Acc::T* __restrict__ C, long long M, long long N,
@@ -95,7 +97,7 @@ __device__ __forceinline__ void matmul_tiled(const typename Acc::T* __restrict__
                         Bs[kk][nn] = (gk < K && gn < N) ? Bb[gk * N + gn] : (T)0;
                     }
                     __syncthreads();
-#pragma unroll
+#pragma unroll KUNROLL
                     for (int kk = 0; kk < HC_BK; ++kk) {
                         T av[HC_TM], bv[HC_TN];
 #pragma unroll
@@ -126,13 +128,13 @@ __device__ __forceinline__ void matmul_tiled(const typename Acc::T* __restrict__
 extern "C" __global__ void __launch_bounds__(HC_THREADS)
 matmul_u64(const u64* A, const u64* B, u64* C, long long M, long long N, long long K, long long batch,
            long long sa, long long sb, long long sc) {
-    matmul_tiled<AccU64>(A, B, C, M, N, K, batch, sa, sb, sc, FinishPow2());
+    matmul_tiled<AccU64, FinishPow2, HC_BK>(A, B, C, M, N, K, batch, sa, sb, sc, FinishPow2());
 }
 
 extern "C" __global__ void __launch_bounds__(HC_THREADS)
 matmul_u32(const u32* A, const u32* B, u32* C, long long M, long long N, long long K, long long batch,
            long long sa, long long sb, long long sc) {
-    matmul_tiled<AccU32>(A, B, C, M, N, K, batch, sa, sb, sc, FinishPow2());
+    matmul_tiled<AccU32, FinishPow2, HC_BK>(A, B, C, M, N, K, batch, sa, sb, sc, FinishPow2());
 }
 
 extern "C" __global__ void __launch_bounds__(HC_THREADS)
@@ -140,5 +142,5 @@ matmul_zq(const u64* A, const u64* B, u64* C, long long M, long long N, long lon
           long long sa, long long sb, long long sc, u64 q, u64 mu, u64 k, u64 r64, u64 r128) {
     FinishZq fin;
     fin.q = q; fin.mu = mu; fin.k = k; fin.r64 = r64; fin.r128 = r128;
-    matmul_tiled<AccZq>(A, B, C, M, N, K, batch, sa, sb, sc, fin);
+    matmul_tiled<AccZq, FinishZq, 4>(A, B, C, M, N, K, batch, sa, sb, sc, fin);
 }
