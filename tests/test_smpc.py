@@ -236,6 +236,11 @@ def test_bad_inputs_raise_clear_errors(rng):
         x @ np.ones((3, 3))
     with pytest.raises(TypeError):
         x[x]
+    for bad in ("abc", None, object()):
+        with pytest.raises(TypeError):
+            x + bad
+        with pytest.raises(TypeError):
+            x * bad
     with pytest.raises(TypeError):
         x / y
     with pytest.raises(ZeroDivisionError):
@@ -245,6 +250,12 @@ def test_bad_inputs_raise_clear_errors(rng):
     other = _ctx()
     z = other.share(rng.normal(size=(3, 4)))
     for op in (lambda: x + z, lambda: x * z, lambda: x @ z.T, lambda: concatenate([x, z])):
+        with pytest.raises(ContextMismatchError):
+            op()
+    r32 = _ctx("Z2_32", 8).share(rng.normal(size=(3, 4)))
+    for op in (lambda: x + r32, lambda: x * r32, lambda: stack([x, r32])):
+        with pytest.raises(RingMismatchError):
+            op()
         with pytest.raises(ContextMismatchError):
             op()
 

@@ -22,11 +22,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..backend import is_device_array
-from ..errors import ContextMismatchError
+from ..errors import ContextMismatchError, RingMismatchError
 from . import protocols
 from . import serialize as ser
 
 __all__ = ["SharedTensor", "concatenate", "stack"]
+
+
+class RingContextMismatchError(RingMismatchError, ContextMismatchError):
+    """Operands from different contexts whose rings differ too (catchable as either error)."""
 
 
 def _drop(parties: list, tid: int) -> None:
@@ -219,6 +223,10 @@ class SharedTensor:
     # -- helpers ----------------------------------------------------------------------------------
     def _check_other(self, other: "SharedTensor") -> None:
         if other._ctx is not self._ctx:
+            if other._ctx.ring != self._ctx.ring:
+                raise RingContextMismatchError(
+                    f"operands live in different rings ({self._ctx.ring.name} and {other._ctx.ring.name}) "
+                    "and different SMPC contexts; tensors of different contexts never mix")
             raise ContextMismatchError("operands belong to different SMPC contexts; tensors of different "
                                        "contexts never mix")
 
