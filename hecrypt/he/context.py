@@ -64,16 +64,15 @@ class CKKSContext:
         self._streams = StreamFactory(seed, label="hecrypt/ckks/context", device=self._device)
         self._seed = seed
         self._n_public = 0
-        ev_tmp = Evaluator(params, self._device, PublicKeys(params, None, None, {}, b""), self._streams)
-        kg = KeyGenerator(params, ev_tmp.ring, self._streams.new_stream(self._device))
+        self._keys = PublicKeys(params, None, None, {}, b"")
+        self._ev = Evaluator(params, self._device, self._keys, self._streams, keygen_hook=self._make_galois_key)
+        kg = KeyGenerator(params, self._ev.ring, self._streams.new_stream(self._device))
         self._kg = kg
         sk = kg.secret_key()
-        pk = kg.public_key(sk)
-        fp = key_fingerprint(params, ev_tmp.backend.to_numpy(pk) if hasattr(ev_tmp.backend, "to_numpy") else pk)
-        self._keys = PublicKeys(params, pk, None, {}, fp)
-        self._sk = sk
+        self._keys.pk = kg.public_key(sk)
+        self._keys.fingerprint = key_fingerprint(params, self._ev.backend.to_numpy(self._keys.pk))
         self._keys.relin = kg.relin_key(sk)
-        self._ev = Evaluator(params, self._device, self._keys, self._streams, keygen_hook=self._make_galois_key)
+        self._sk = sk
 
     # -- description -------------------------------------------------------------------
     @property
@@ -270,7 +269,7 @@ class CKKSContext:
             coeffs = coeffs + self._flood(coeffs.shape, float(flood_bits))
         vals = ev.encoder.decode(coeffs, ct.scale)
         out = vals if want_complex else vals.real
-        return ev.backend.to_numpy(out) if hasattr(ev.backend, "to_numpy") else np.asarray(out)
+        return ev.backend.to_numpy(out)
 
     def noise_bits(self, ct: Ciphertext, expected: Any) -> float:
         """``log2`` of the largest coefficient error of ``ct`` against the slot values it should

@@ -144,7 +144,7 @@ def _unpack_limbs(view: memoryview, pos: int, lead: tuple, moduli, N: int, what:
 # --------------------------------------------------------------------------------------
 def _dump(ct, kind: int) -> bytes:
     ev = ct._ev
-    data = ev.backend.to_numpy(ct.data) if hasattr(ev.backend, "to_numpy") else np.asarray(ct.data)
+    data = ev.backend.to_numpy(ct.data)
     count = data.shape[0] if kind == 1 else 1
     seeded = ct._seed is not None
     head = _CT_HEAD.pack(_CT_MAGIC, VERSION, kind, _SEEDED if seeded else 0, ct.level,
@@ -234,7 +234,7 @@ _CTX_HEAD = struct.Struct("<4sHHI")
 def dump_public_context(ctx, galois: bool = True) -> bytes:
     ev = ctx._ev
     keys = ev.keys
-    to_np = (lambda a: ev.backend.to_numpy(a)) if hasattr(ev.backend, "to_numpy") else np.asarray
+    to_np = ev.backend.to_numpy
     pblob = ev.params.to_bytes()
     key_mod = ev.ring.moduli(ev.key_basis(ev.L))
     gal = sorted(keys.galois.items()) if galois else []
