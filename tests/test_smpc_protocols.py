@@ -345,3 +345,40 @@ def test_block_matmul_10_baseline_is_exact(rng):
     ctx = SMPCContext(ring=_block_ring(), device="cpu")
     A, B = rng.normal(size=(5, 6)), rng.normal(size=(6, 4))
     assert np.allclose((ctx.share(A) @ ctx.share(B)).reveal(), A @ B, atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------
+# transports: byte blobs and device-buffer frames give the same results and the same counts
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("parties", [("a", "b"), ("a", "b", "c")])
+def test_frames_and_bytes_transports_agree(parties, rng):
+    from hecrypt.smpc import serialize as ser
+
+    A, B = rng.normal(size=(6, 5)), rng.normal(size=(5, 4))
+    seed = int(rng.integers(1 << 30))
+    out = {}
+    for transport in ("bytes", "frames"):
+        ctx = SMPCContext(parties=parties, device="cpu", seed=seed, transport=transport)
+        assert ctx.transport == transport
+        a, b = ctx.share(A), ctx.share(B, owner=parties[-1])
+        c = (a @ b) * a[:, :4] - 0.25
+        out[transport] = ([c.share_of(p) for p in parties], c.reveal(), ctx.stats.snapshot())
+    for x, y in zip(out["bytes"][0], out["frames"][0]):
+        assert np.array_equal(x, y)
+    assert np.array_equal(out["bytes"][1], out["frames"][1])
+    assert out["bytes"][2] == out["frames"][2]
+    with pytest.raises(ValueError):
+        SMPCContext(transport="pigeon")
+    # a frame round-trips to the same blob, and a mismatched frame is refused
+    arr = rng.integers(0, 2**63, size=(3, 2), dtype=np.uint64)
+    fr = ser.pack(ser.KIND_MESSAGE, {"t": 1}, {"x": arr}, frame=True)
+    assert fr.to_bytes() == ser.pack(ser.KIND_MESSAGE, {"t": 1}, {"x": arr})
+    assert len(fr) == len(fr.to_bytes())
+    assert np.array_equal(ser.unpack(fr)[1]["x"], arr)
+    bad = ser.Frame(fr.header, (arr[:2].copy(),))
+    from hecrypt.errors import SerializationError
+
+    with pytest.raises(SerializationError):
+        ser.unpack(bad)
+    with pytest.raises(SerializationError):
+        ser.unpack(ser.Frame(fr.header, ()))

@@ -1,7 +1,9 @@
 """How parties talk: the :class:`Communicator` interface and the in-process implementation.
 
 Protocol code only ever calls :meth:`Communicator.send`, :meth:`Communicator.recv` and
-:meth:`Communicator.round`; payloads are ``bytes`` produced by :mod:`hecrypt.smpc.serialize`.
+:meth:`Communicator.round`; payloads are ``bytes`` produced by :mod:`hecrypt.smpc.serialize`
+or, for device-resident arrays, a :class:`~hecrypt.smpc.serialize.Frame` (the same header
+with the raw buffers left on the GPU, as NCCL would move them; counted at the same size).
 A multi-process (sockets, MPI) or multi-GPU (NCCL) communicator implements the same three
 methods; nothing in the protocols changes.
 
@@ -18,6 +20,8 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict, deque
 from typing import Any, Iterable, Iterator
+
+from .serialize import Frame
 
 __all__ = ["CommStats", "Communicator", "InProcessCommunicator"]
 
@@ -136,10 +140,12 @@ class Communicator:
         self.stats = CommStats(self._parties)
 
     # -- messages ---------------------------------------------------------------------
-    def send(self, src: str, dst: str, payload: bytes, tag: str = "") -> None:
-        """Send ``payload`` (bytes) from ``src`` to ``dst`` under ``tag``."""
-        if not isinstance(payload, (bytes, bytearray)):
-            raise TypeError(f"payload must be bytes (serialize it first), got {type(payload).__name__}")
+    def send(self, src: str, dst: str, payload: Any, tag: str = "") -> None:
+        """Send ``payload`` (bytes, or a :class:`~hecrypt.smpc.serialize.Frame` of device
+        buffers) from ``src`` to ``dst`` under ``tag``; its length is what is counted."""
+        if not isinstance(payload, (bytes, bytearray, Frame)):
+            raise TypeError(f"payload must be bytes or a serialize.Frame (serialize it first), "
+                            f"got {type(payload).__name__}")
         self._check(src)
         self._check(dst)
         if src == dst:

@@ -49,12 +49,17 @@ class SMPCContext:
         Z_2^k rings local truncation fails too often, see ``docs/smpc.md``).
     communicator:
         a :class:`~hecrypt.smpc.communicator.Communicator` (default in-process).
+    transport:
+        how messages are serialized: ``"bytes"`` (one byte blob, arrays copied to the host)
+        or ``"frames"`` (the same header, arrays left in device memory as private copies, as a
+        NCCL transport moves them); ``"auto"``: frames on CUDA, bytes on the CPU.  Both are
+        counted at the same size.
     """
 
     def __init__(self, parties: Sequence[str] = ("alice", "bob"), ring: Any = "Z2_64",
                  frac_bits: int = DEFAULT_FRAC_BITS, device: str | None = None,
                  dealer: CryptoProvider | None = None, seed: Any = None, truncation: str = "auto",
-                 communicator: Communicator | None = None):
+                 communicator: Communicator | None = None, transport: str = "auto"):
         if isinstance(parties, str) or not isinstance(parties, Sequence):
             raise TypeError("parties must be a sequence of names, e.g. ('alice', 'bob')")
         names = tuple(parties)
@@ -79,6 +84,9 @@ class SMPCContext:
             raise ValueError("local truncation needs exactly 2 compute parties and a Z_2^k ring; "
                              "use truncation='dealer'")
         self.truncation = truncation
+        if transport not in ("auto", "bytes", "frames"):
+            raise ValueError(f"transport must be 'auto', 'bytes' or 'frames', got {transport!r}")
+        self.transport = ("frames" if self.device == "cuda" else "bytes") if transport == "auto" else transport
         self.id = os.urandom(8).hex()
         self._seed = seed
         self.timing = Timing()
@@ -105,10 +113,15 @@ class SMPCContext:
         self.comm.add_party(name)
         return p
 
-    def _deliver_material(self, blobs: Mapping[str, bytes]) -> None:
+    def _pack(self, kind: int, meta: Mapping[str, Any], arrays: Mapping[str, Any]) -> Any:
+        """Serialize for the communicator: bytes, or a Frame of device buffers (``transport``)."""
+        return ser.pack(kind, meta, arrays, frame=self.transport == "frames")
+
+    def _deliver_material(self, items: Mapping[str, tuple]) -> None:
         """Dealer -> parties, one offline round; each party stores (and expands) its material."""
         comm = self.comm
         dealer = self.dealer.name
+        blobs = {name: self._pack(ser.KIND_MATERIAL, meta, arrays) for name, (meta, arrays) in items.items()}
         with comm.phase_as("offline"), comm.round():
             for name, blob in blobs.items():
                 comm.send(dealer, name, blob, "material")
@@ -253,8 +266,8 @@ class SMPCContext:
                 if p is owner:
                     out[i] = shares[i]
                 else:
-                    self.comm.send(owner.name, p.name, ser.pack(ser.KIND_MESSAGE, {"tag": "share"},
-                                                                {"s": shares[i]}), "share")
+                    self.comm.send(owner.name, p.name, self._pack(ser.KIND_MESSAGE, {"tag": "share"},
+                                                                  {"s": shares[i]}), "share")
         for i, p in enumerate(self.compute_parties):
             if out[i] is None:
                 _, arrs = ser.unpack(self.comm.recv(p.name, owner.name, "share"), ser.KIND_MESSAGE,

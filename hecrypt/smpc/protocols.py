@@ -58,7 +58,7 @@ def open_values(ctx: "SMPCContext", masked: Sequence[dict[str, Any]], tag: str =
     n = len(names)
     with comm.round():
         for i, src in enumerate(names):
-            blob = ser.pack(ser.KIND_MESSAGE, {"tag": tag, "from": src}, masked[i])
+            blob = ctx._pack(ser.KIND_MESSAGE, {"tag": tag, "from": src}, masked[i])
             for j, dst in enumerate(names):
                 if j != i:
                     comm.send(src, dst, blob, tag)

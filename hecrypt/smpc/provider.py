@@ -40,7 +40,6 @@ from collections import defaultdict, deque
 from typing import Any, Callable, Sequence
 
 from ..ring import Ring, Stream, StreamFactory
-from . import serialize as ser
 
 __all__ = ["Timing", "CryptoProvider", "TrustedDealer", "MaterialKey"]
 
@@ -81,7 +80,9 @@ def _shape(s: Any) -> tuple[int, ...]:
 class CryptoProvider:
     """Interface of a source of correlated randomness.
 
-    A provider is bound to one context (:meth:`bind`) and then answers :meth:`acquire`
+    A provider is bound to one context (:meth:`bind`): ``deliver({party: (meta, arrays)})``
+    serializes each party's material and sends it through the communicator (one offline
+    round).  It then answers :meth:`acquire`
     (material for one operation, returns its id after it has been delivered to every
     compute party) and :meth:`new_mask` (a reusable mask).  Swapping the provider changes
     the offline phase and nothing else.
@@ -90,7 +91,7 @@ class CryptoProvider:
     name = "dealer"
 
     def bind(self, ring: Ring, device: str, parties: Sequence[str],
-             deliver: Callable[[dict[str, bytes]], None], timing: Timing) -> None:  # pragma: no cover
+             deliver: Callable[[dict[str, tuple[dict, dict]]], None], timing: Timing) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def acquire(self, key: MaterialKey) -> int:  # pragma: no cover
@@ -127,7 +128,7 @@ class TrustedDealer(CryptoProvider):
 
     # -- binding ---------------------------------------------------------------------------
     def bind(self, ring: Ring, device: str, parties: Sequence[str],
-             deliver: Callable[[dict[str, bytes]], None], timing: Timing) -> None:
+             deliver: Callable[[dict[str, tuple[dict, dict]]], None], timing: Timing) -> None:
         if self._bound:
             raise ValueError("this dealer already serves a context; create one dealer per context")
         self.ring = ring
@@ -280,7 +281,7 @@ class TrustedDealer(CryptoProvider):
         for i, name in enumerate(self.parties):
             meta = {"mid": mid, "kind": kind, "seed": keys[i].hex() if expand[i] else None,
                     "expand": expand[i], "mask": mask_meta}
-            blobs[name] = ser.pack(ser.KIND_MATERIAL, meta, explicit[i])
+            blobs[name] = (meta, explicit[i])
         self._deliver(blobs)
         self.issued += 1
         self.timing.offline_s += time.perf_counter() - t0

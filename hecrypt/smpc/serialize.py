@@ -9,6 +9,9 @@ Layout of every blob (all integers little-endian)::
     header    hlen     UTF-8 JSON object: {"meta": {...}, "arrays": [{"name", "dtype", "shape"}, ...]}
     payload   the arrays' raw little-endian bytes, back to back, in header order
 
+A :class:`Frame` carries the same header with the arrays left in (GPU) memory, for
+transports that move device buffers; its length is that of the equivalent blob.
+
 Only plain JSON values appear in ``meta`` and only the dtypes in :data:`DTYPES` are accepted.
 :func:`unpack` checks everything it reads (magic, version, kind, header size and syntax,
 dtype names, shapes, that the payload has exactly the announced size) and raises
@@ -27,7 +30,7 @@ import numpy as np
 from ..backend import backend_of, get_backend, is_device_array
 from ..errors import SerializationError
 
-__all__ = ["FORMAT_VERSION", "KIND_MESSAGE", "KIND_SHARE", "KIND_MATERIAL", "DTYPES", "pack", "unpack"]
+__all__ = ["FORMAT_VERSION", "KIND_MESSAGE", "KIND_SHARE", "KIND_MATERIAL", "DTYPES", "Frame", "pack", "unpack"]
 
 MAGIC = b"HCSM"
 FORMAT_VERSION = 1
@@ -51,17 +54,61 @@ def _host(a: Any) -> np.ndarray:
     return a if a.flags.c_contiguous else a.copy(order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
 
 
-def pack(kind: int, meta: Mapping[str, Any], arrays: Mapping[str, Any] | None = None) -> bytes:
-    """Serialize ``meta`` (JSON values) and named arrays (numpy/CuPy) into one blob."""
+class Frame:
+    """A message whose arrays stay in (device) memory: the blob's header bytes plus the raw
+    array buffers, as a GPU transport (NCCL, CUDA IPC) sends them.
+
+    ``len(frame)`` is the size of the equivalent byte blob, so accounting is identical;
+    :meth:`to_bytes` gives that blob.  The buffers are private copies made by :func:`pack`.
+    """
+
+    __slots__ = ("header", "buffers")
+
+    def __init__(self, header: bytes, buffers: tuple):
+        self.header = header
+        self.buffers = buffers
+
+    def __len__(self) -> int:
+        return len(self.header) + sum(int(b.nbytes) for b in self.buffers)
+
+    def to_bytes(self) -> bytes:
+        return b"".join([self.header] + [memoryview(_host(b)).cast("B") for b in self.buffers])
+
+    def __repr__(self) -> str:
+        return f"Frame({len(self)} bytes, {len(self.buffers)} buffers)"
+
+    def __reduce__(self):
+        raise TypeError("frames are not pickled; use to_bytes()")
+
+
+def _header(kind: int, meta: Mapping[str, Any], specs: list) -> bytes:
     if kind not in _KINDS:
         raise ValueError(f"unknown blob kind {kind}")
-    hosts = [(str(k), _host(v)) for k, v in (arrays or {}).items()]
-    header = {"meta": dict(meta), "arrays": [{"name": k, "dtype": a.dtype.name, "shape": list(a.shape)}
-                                             for k, a in hosts]}
+    header = {"meta": dict(meta), "arrays": specs}
     hb = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
     if len(hb) > MAX_HEADER:
         raise ValueError("serialized header too large")
-    parts = [_PRE.pack(MAGIC, FORMAT_VERSION, kind, len(hb)), hb]
+    return _PRE.pack(MAGIC, FORMAT_VERSION, kind, len(hb)) + hb
+
+
+def pack(kind: int, meta: Mapping[str, Any], arrays: Mapping[str, Any] | None = None, *,
+         frame: bool = False) -> Any:
+    """Serialize ``meta`` (JSON values) and named arrays (numpy/CuPy) into one blob (bytes).
+
+    With ``frame=True`` the arrays are not copied to the host: a :class:`Frame` holding the
+    header and private copies of the (device) buffers is returned instead."""
+    if frame:
+        bufs = []
+        specs = []
+        for k, v in (arrays or {}).items():
+            if getattr(v, "dtype", None) is None or v.dtype.name not in DTYPES:
+                raise TypeError(f"cannot serialize {type(v).__name__} of dtype {getattr(v, 'dtype', None)}")
+            bufs.append(v.copy())  # contiguous private copy (device-to-device on a GPU)
+            specs.append({"name": str(k), "dtype": v.dtype.name, "shape": list(v.shape)})
+        return Frame(_header(kind, meta, specs), tuple(bufs))
+    hosts = [(str(k), _host(v)) for k, v in (arrays or {}).items()]
+    hb = _header(kind, meta, [{"name": k, "dtype": a.dtype.name, "shape": list(a.shape)} for k, a in hosts])
+    parts = [hb]
     parts.extend(memoryview(a.astype(a.dtype.newbyteorder("<"), copy=False)).cast("B") for _, a in hosts)
     return b"".join(parts)
 
@@ -72,7 +119,10 @@ def unpack(data: Any, kind: int | None = None, device: str | None = None) -> tup
     ``kind`` (if given) must match the blob's kind.  ``device`` (``None``: CPU) selects where
     the arrays are returned.  Raises :class:`SerializationError` for anything malformed.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
+    frame = None
+    if isinstance(data, Frame):
+        frame, data = data, data.header
+    elif not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"serialized data must be bytes, got {type(data).__name__}")
     mv = memoryview(data).cast("B")
     if len(mv) < _PRE.size:
@@ -98,7 +148,9 @@ def unpack(data: Any, kind: int | None = None, device: str | None = None) -> tup
     pos = _PRE.size + hlen
     be = get_backend(device) if device is not None else None
     arrays: dict[str, Any] = {}
-    for spec in header["arrays"]:
+    if frame is not None and (pos != len(mv) or len(frame.buffers) != len(header["arrays"])):
+        raise SerializationError("frame header and buffers disagree")
+    for idx, spec in enumerate(header["arrays"]):
         if not isinstance(spec, dict) or set(spec) != {"name", "dtype", "shape"}:
             raise SerializationError("malformed array descriptor")
         name, dt, shape = spec["name"], spec["dtype"], spec["shape"]
@@ -110,6 +162,14 @@ def unpack(data: Any, kind: int | None = None, device: str | None = None) -> tup
                 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)):
             raise SerializationError(f"array {name!r} has a bad shape {shape!r}")
         dtype = DTYPES[dt]
+        if frame is not None:
+            buf = frame.buffers[idx]
+            if buf.dtype.name != dt or list(buf.shape) != shape:
+                raise SerializationError(f"frame buffer {name!r} does not match its header")
+            if be is not None and (is_device_array(buf) != (be.name != "cpu")):
+                buf = be.asarray(buf)
+            arrays[name] = buf
+            continue
         count = 1
         for s in shape:
             count *= s

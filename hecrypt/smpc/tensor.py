@@ -202,7 +202,7 @@ class SharedTensor:
                     blob = None
                     for dst in receivers:
                         if dst != src:
-                            blob = blob or ser.pack(ser.KIND_MESSAGE, {"tag": "reveal"}, {"s": s})
+                            blob = blob or ctx._pack(ser.KIND_MESSAGE, {"tag": "reveal"}, {"s": s})
                             comm.send(src, dst, blob, "reveal")
             result = None
             for dst in receivers:
