@@ -679,29 +679,35 @@ static void hc_launch(void (*f)(A...), unsigned gx, unsigned gy, unsigned gz, un
                       void** argv) {
     gridDim = hc_dim3{gx, gy, gz};
     blockDim = hc_dim3{bx, 1, 1};
-    for (unsigned z = 0; z < gz; ++z)
-        for (unsigned y = 0; y < gy; ++y)
-            for (unsigned x = 0; x < gx; ++x) {
-                if (!threaded) {
+    if (!threaded) {
+        for (unsigned z = 0; z < gz; ++z)
+            for (unsigned y = 0; y < gy; ++y)
+                for (unsigned x = 0; x < gx; ++x) {
                     blockIdx = hc_dim3{x, y, z};
                     for (unsigned t = 0; t < bx; ++t) {
                         threadIdx = hc_dim3{t, 0, 0};
                         hc_call(f, argv, std::index_sequence_for<A...>{});
                     }
-                    continue;
                 }
-                hc_barrier bar;
-                bar.n = bx;
-                hc_bar = &bar;
-                std::vector<std::thread> ts;
-                for (unsigned t = 0; t < bx; ++t)
-                    ts.emplace_back([=] {
-                        threadIdx = hc_dim3{t, 0, 0};
+        return;
+    }
+    // one OS thread per CUDA thread of a block, reused for every block (a barrier between blocks)
+    hc_barrier bar;
+    bar.n = bx;
+    hc_bar = &bar;
+    std::vector<std::thread> ts;
+    for (unsigned t = 0; t < bx; ++t)
+        ts.emplace_back([=, &bar] {
+            threadIdx = hc_dim3{t, 0, 0};
+            for (unsigned z = 0; z < gz; ++z)
+                for (unsigned y = 0; y < gy; ++y)
+                    for (unsigned x = 0; x < gx; ++x) {
                         blockIdx = hc_dim3{x, y, z};
                         hc_call(f, argv, std::index_sequence_for<A...>{});
-                    });
-                for (auto& th : ts) th.join();
-            }
+                        bar.wait();
+                    }
+        });
+    for (auto& th : ts) th.join();
 }
 #define HC_EXPORT(name)                                                                               \
     extern "C" void L_##name(unsigned gx, unsigned gy, unsigned gz, unsigned bx, int threaded, void** argv) { \
