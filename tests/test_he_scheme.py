@@ -316,3 +316,25 @@ def test_key_switch_without_backend_dot_is_identical(small, rng, monkeypatch):
 
     monkeypatch.setattr(ring, "_ops", NoDot(ring._ops))
     assert np.array_equal(small.rotate(a, 1).data, ref)
+
+
+def test_edge_cases(small, rng):
+    x = rng.uniform(-1, 1, small.slots)
+    z = x + 1j * rng.uniform(-1, 1, small.slots)
+    a = small.encrypt(x)
+    assert np.array_equal(small.rotate(a, 0).data, a.data)
+    assert np.array_equal(small.rotate(a, small.slots).data, a.data)
+    got = small.decrypt(small.encrypt(z), complex=True)
+    assert got.dtype == np.complex128 and np.abs(got - z).max() < 1e-6
+    with pytest.raises(ValueError):
+        a.mod_switch_to(a.level + 1)
+    with pytest.raises(ValueError):
+        a.mod_switch_to(-1)
+    with pytest.raises(TypeError):
+        a * (1 + 2j)
+    with pytest.raises(ValueError, match="finite"):
+        a * float("inf")
+    assert np.abs(small.decrypt(a * 0.0)).max() < 1e-6
+    assert np.abs(small.decrypt(a * -1) + x).max() < 1e-5
+    ctx = CKKSContext("n4096")  # preset by name
+    assert ctx.params == CKKSParameters.preset("n4096") and ctx.slots == 2048
