@@ -18,7 +18,11 @@ Cases (10 sites x 10^6 float64 parameters; ``--quick``: 10 sites x 2^16):
   (target >= 1 on the CPU, >= 5 on a GPU).
 
 Every row carries ``params``, ``sites``, ``bytes_per_site`` (payload bytes one site sends
-per round) and, for the baselines, their own ``baseline_bytes_per_site``.  Updates are
+per round) and, for the baselines, their own ``baseline_bytes_per_site``; ``cpu_s`` (and
+``baseline_cpu_s``) are the CPU seconds of one round summed over threads, which stay
+meaningful on a loaded machine where wall-clock times do not; ``critical_path_s`` is the
+round time if sites and aggregators computed in parallel (slowest site + slowest
+aggregator + owner).  Updates are
 public benchmark data from numpy's generator.  The TenSEAL row is absent (with a logged
 reason) where the peers venv or TenSEAL is missing.
 """
@@ -68,10 +72,12 @@ def one_round():
     t3 = time.perf_counter()
     phases.update(encrypt_s=t1 - t0, aggregate_s=t2 - t1, decrypt_s=t3 - t2, bytes_per_site=len(blobs[0]))
     return vals
+c0 = time.process_time()
 vals = one_round()
+cpu_s = time.process_time() - c0
 err = float(np.abs(vals - np.sum(ups, axis=0)).max())
 s = median_time(one_round, repeat=repeat, warmup=0)
-emit({"tenseal": ts.__version__, "s": s, "max_err": err, **phases})
+emit({"tenseal": ts.__version__, "s": s, "cpu_s": cpu_s, "max_err": err, **phases})
 """
 
 
@@ -101,6 +107,13 @@ def _time(bench: Bench, fn, slow: float = 2.0) -> float:
     return bench.time(fn, warmup=0)
 
 
+def _cpu(fn) -> float:
+    """CPU seconds (all threads of this process) of one call: robust to other load on the machine."""
+    c0 = time.process_time()
+    fn()
+    return time.process_time() - c0
+
+
 def run(bench: Bench) -> None:
     be = get_backend(bench.device)
     P = QUICK_PARAMS if bench.quick else FULL_PARAMS
@@ -109,9 +122,10 @@ def run(bench: Bench) -> None:
     exact = be.to_numpy(_plain_sum(ups))
 
     plain_s = bench.time(lambda: _plain_sum(ups))
+    plain_cpu = min(_cpu(lambda: _plain_sum(ups)) for _ in range(5))
     plain_bytes = 8 * P
     bench.record(f"agg plaintext sum {label}", plain_s, None, None, params=P, sites=N_SITES,
-                 bytes_per_site=plain_bytes, method="plaintext")
+                 bytes_per_site=plain_bytes, method="plaintext", cpu_s=plain_cpu)
 
     # -- secret sharing ------------------------------------------------------------------
     target = 3.0 if bench.device == "cuda" else 10.0
@@ -121,12 +135,14 @@ def run(bench: Bench) -> None:
         res = agg.sum(ups)
         err = float(np.abs(res.value - exact).max())
         s = _time(bench, lambda: agg.sum(ups))
+        cpu = min(_cpu(lambda: agg.sum(ups)) for _ in range(1 if bench.quick else 3))
         bench.record(f"agg smpc {n_agg} aggregators{'' if compress else ' (full shares)'} {label}", s,
                      "numpy sum (plaintext)" if bench.device == "cpu" else "cupy sum (plaintext)", plain_s,
                      params=P, sites=N_SITES, bytes_per_site=res.mean_bytes_per_site,
                      critical_path_s=res.info.get("critical_path_seconds"),
                      baseline_bytes_per_site=plain_bytes, method="smpc", aggregators=n_agg,
                      compressed_shares=compress, slowdown=s / plain_s, target_slowdown=target,
+                     cpu_s=cpu, cpu_slowdown=(cpu / plain_cpu) if plain_cpu > 0 else None,
                      meets_target=bool(s / plain_s <= target), max_abs_error=err)
 
     # -- CKKS ----------------------------------------------------------------------------
@@ -149,8 +165,10 @@ def run(bench: Bench) -> None:
             continue
         agg = SecureAggregator("ckks", he_context=ctx, device=bench.device, ckks_level=level)
         t0 = time.perf_counter()
+        c0 = time.process_time()
         res = agg.sum(ups)
         first = time.perf_counter() - t0
+        cpu = time.process_time() - c0
         err = float(np.abs(res.value - exact).max())
         s = first if (bench.quick or first > 10) else _time(bench, lambda: agg.sum(ups))
         speed = (peer["s"] / s) if peer else None
@@ -158,7 +176,9 @@ def run(bench: Bench) -> None:
                      f"TenSEAL {peer['tenseal']} (NVFlare)" if peer else None, peer["s"] if peer else None,
                      params=P, sites=N_SITES, bytes_per_site=res.mean_bytes_per_site,
                      baseline_bytes_per_site=peer.get("bytes_per_site") if peer else None, method="ckks",
-                     ckks_level=level, max_abs_error=err,
+                     ckks_level=level, max_abs_error=err, cpu_s=cpu,
+                     baseline_cpu_s=peer.get("cpu_s") if peer else None,
+                     cpu_speedup=(peer["cpu_s"] / cpu) if (peer and peer.get("cpu_s") and cpu > 0) else None,
                      baseline_max_abs_error=peer.get("max_err") if peer else None,
                      baseline_phases={k: peer.get(k) for k in ("encrypt_s", "aggregate_s", "decrypt_s")}
                      if peer else None,
