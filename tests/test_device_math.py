@@ -779,8 +779,9 @@ def emulated(request, monkeypatch):
     be._cp = cp
     be._sm_count = {}
     be._int8_state = "not registered (emulated device)"
+    be._limb_verified = {}
     be._matmul_paths = [
-        cuda_mod.MatmulPath("limb-f64", cuda_mod._big, be._matmul_limb),
+        cuda_mod.MatmulPath("limb-f64", be._limb_accepts, be._matmul_limb),
         cuda_mod.MatmulPath("simt", lambda *args: True, be._matmul_simt),
     ]
     return be
@@ -846,6 +847,7 @@ def test_emulated_cuda_backend_matmul(emulated, rng, q, dt, bits, path):
     z = be.matmul_path(_rand_ring(rng, (3, 0), q, dt), _rand_ring(rng, (0, 2), q, dt), q, bits, path=path)
     assert z.shape == (3, 2) and z.dtype == dt and not z.any()  # empty inner dimension: zeros
     assert be.select_matmul_path(q, bits, 8, 8, 8) == "simt"
+    be._limb_verified[(bits, limb_plan(bits, q).nlimbs if q else 0)] = True  # self-check: tested below
     assert be.select_matmul_path(q, bits, 256, 256, 256) == "limb-f64"
 
 
@@ -870,6 +872,23 @@ def test_emulated_int8_hook_registers_first(emulated, rng, monkeypatch):
     fake.int8_selfcheck = lambda backend: False
     be2._register_int8()
     assert "mismatch" in be2._int8_state and all(p.name != "int8-tc" for p in be2._matmul_paths)
+
+
+def test_emulated_limb_selfcheck_disables_a_wrong_limb_path(emulated, rng, monkeypatch, request):
+    if "host-compiled" in request.node.name:
+        pytest.skip("path logic only: the model kernels suffice (the host SIMT kernel is slow at K=1100)")
+    be = emulated
+    assert be.select_matmul_path(0, 64, 256, 256, 256) == "limb-f64"
+    assert be._limb_verified == {(64, 0): True}
+    real = be._matmul_limb
+    monkeypatch.setattr(be, "_matmul_limb", lambda a, b, q, bits: real(a, b, q, bits) + np.uint32(1))
+    with pytest.warns(RuntimeWarning, match="disagrees"):
+        assert be.select_matmul_path(0, 32, 256, 256, 256) == "simt"
+    assert be._limb_verified[(32, 0)] is False
+    with pytest.warns(RuntimeWarning):  # Z_q's first check also sees the broken path
+        rep = be.matmul_path_report()
+    assert rep["Z_2^32"]["large"] == "simt" and rep["Z_2^64"]["large"] == "limb-f64"
+    assert rep["limb-f64 self-check"]["bits=32, limbs=0"] is False
 
 
 def test_emulated_chacha20(emulated):

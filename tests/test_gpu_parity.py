@@ -187,6 +187,7 @@ def test_matmul_path_report(gpu):
     assert rep["Z_2^64"]["small (batch*M*N*K < 2^21)"] == "simt"
     assert rep["Z_2^64"]["large"] in ("int8-tc", "limb-f64")
     assert "simt" in rep["paths"]
+    assert rep["limb-f64 self-check"] and all(rep["limb-f64 self-check"].values())
 
 
 # --------------------------------------------------------------------------------------

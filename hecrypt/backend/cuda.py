@@ -25,6 +25,7 @@ true runs:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -101,8 +102,9 @@ class CUDABackend:
         self._cp = cupy
         self._sm_count: dict[int, int] = {}
         self._int8_state: str | None = None  # None: not tried yet; else a status line
+        self._limb_verified: dict[tuple[int, int], bool] = {}
         self._matmul_paths: list[MatmulPath] = [
-            MatmulPath("limb-f64", _big, self._matmul_limb,
+            MatmulPath("limb-f64", self._limb_accepts, self._matmul_limb,
                        "float64 balanced limbs on cuBLAS with fused split/recombine kernels"),
             MatmulPath("simt", lambda *args: True, self._matmul_simt,
                        "tiled shared-memory SIMT kernel, exact 128-bit products for Z_q"),
@@ -427,8 +429,53 @@ class CUDABackend:
                 "large": self.select_matmul_path(q, bits, 1024, 1024, 1024),
             }
         out["paths"] = [p.name for p in self._matmul_paths]
+        out["limb-f64 self-check"] = {f"bits={b}, limbs={l}": ok for (b, l), ok in sorted(self._limb_verified.items())}
         out["int8-tc"] = self._int8_state
         return out
+
+    def _limb_accepts(self, q: int, bits: int, M: int, N: int, K: int, batch: int) -> bool:
+        return _big(q, bits, M, N, K, batch) and self._limb_ok(q, bits)
+
+    def _limb_ok(self, q: int, bits: int) -> bool:
+        """Once per ring kind: the limb path agrees with the SIMT kernel on a small hard case.
+
+        Guards the float64 exactness assumption against cuBLAS configurations that do not
+        compute float64 GEMMs exactly on integers below 2^53 (e.g. reduced-precision or
+        emulated FP64 modes); on a mismatch the path is disabled for that ring with a warning.
+        """
+        key = (bits, limb_plan(bits, q).nlimbs if q else 0)
+        ok = self._limb_verified.get(key)
+        if ok is None:
+            ok = self._limb_selfcheck(q, bits)
+            self._limb_verified[key] = ok
+        return ok
+
+    def _limb_selfcheck(self, q: int, bits: int) -> bool:
+        rng = np.random.default_rng()  # public test operands, not secrets
+        dt = np.uint32 if (q == 0 and bits == 32) else np.uint64
+        shape_a, shape_b = (2, 17, 1100), (1100, 19)  # K past the Z_2^64 chunk limit, broadcast batch
+        if q:
+            a = rng.integers(0, q, size=shape_a, dtype=np.uint64)
+            b = rng.integers(0, q, size=shape_b, dtype=np.uint64)
+            extreme = (q + 1) // 2  # most negative signed representative
+        else:
+            a = rng.integers(0, 1 << bits, size=shape_a, dtype=np.uint64).astype(dt)
+            b = rng.integers(0, 1 << bits, size=shape_b, dtype=np.uint64).astype(dt)
+            extreme = 1 << (bits - 1)
+        a[0, :3] = extreme
+        b[:, :3] = extreme
+        ga, gb = self._cp.asarray(a), self._cp.asarray(b)
+        try:
+            ok = bool((self._matmul_limb(ga, gb, q, bits) == self._matmul_simt(ga, gb, q, bits)).all())
+        except Exception as exc:  # pragma: no cover - depends on the machine
+            warnings.warn(f"float64 limb matmul failed its self-check ({exc}); using the SIMT kernel",
+                          RuntimeWarning, stacklevel=3)
+            return False
+        if not ok:
+            warnings.warn(f"float64 limb matmul disagrees with the SIMT kernel for q={q}, bits={bits} "
+                          "(cuBLAS float64 not exact here?); using the SIMT kernel for this ring",
+                          RuntimeWarning, stacklevel=3)
+        return ok
 
     def _matmul_simt(self, a, b, q: int, bits: int):
         cp = self._cp
