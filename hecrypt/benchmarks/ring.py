@@ -133,7 +133,9 @@ def bench_truncate(bench: Bench, rng: np.random.Generator, n: int, f: int = 16) 
 def _torch_times(bench: Bench, sizes: list[int]) -> dict[int, float]:
     if bench.device != "cpu":
         return {}
-    res = run_peer(_TORCH_SNIPPET, {"sizes": sizes, "threads": os.cpu_count() or 1, "seed": 1,
+    # as many threads as hecrypt's BLAS/Numba get: $OMP_NUM_THREADS when set, else every core
+    threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    res = run_peer(_TORCH_SNIPPET, {"sizes": sizes, "threads": threads, "seed": 1,
                                     "repeat": 3 if bench.quick else 5},
                    timeout=600, log=bench.log)
     if res is None:
