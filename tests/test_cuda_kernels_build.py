@@ -159,7 +159,9 @@ def _nvrtc(cache, name, arch):
 
         code = K.kernel_source(name)
         prog = nvrtc.createProgram(code, f"{name}.cu", [], [])
-        opts = [f"--gpu-architecture={arch}", "--ptxas-options=-v", *K.nvrtc_options()]
+        # the options CuPy's RawModule(code=...) adds on top of ours, so this is the same build
+        cupy_adds = ["-ftz=true", "--device-as-default-execution-space"]
+        opts = [f"--gpu-architecture={arch}", "--ptxas-options=-v", *K.nvrtc_options(), *cupy_adds]
         try:
             try:
                 nvrtc.compileProgram(prog, opts)
