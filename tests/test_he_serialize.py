@@ -117,7 +117,7 @@ def test_public_context_roundtrip(ctx, rng):
     with pytest.raises(DecryptionError):
         pub.decrypt(a)
     head = 12 + len(ctx.params.to_bytes()) + 16
-    for pos in (30, head + 5):  # a prime of the parameters; a public-key residue
+    for pos in (30, head + 5, len(blob) - 100):  # a prime; a public-key residue; a Galois key
         b = bytearray(blob)
         b[pos] ^= 1
         with pytest.raises(SerializationError):

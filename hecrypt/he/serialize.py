@@ -29,11 +29,13 @@ parameters, other key, level or scale out of range, residues ``>= q``.
 
 Public-context blob: magic ``b"HECK"``, version, the parameter blob, the key fingerprint,
 then the public key, the relinearization key and each Galois key (element + key), all
-bit-packed the same way; the fingerprint is recomputed from the public key on load.
+bit-packed the same way, and a SHA-256 checksum of everything before it (corruption, not
+authentication); the fingerprint is recomputed from the public key on load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import struct
 
@@ -247,7 +249,8 @@ def dump_public_context(ctx, galois: bool = True) -> bytes:
     for elt, k in gal:
         parts.append(struct.pack("<I", elt))
         parts.append(_pack_limbs(to_np(k.data), key_mod))
-    return b"".join(parts)
+    body = b"".join(parts)
+    return body + hashlib.sha256(body).digest()
 
 
 def load_public_context(cls, blob: bytes, device: str | None):
@@ -258,13 +261,16 @@ def load_public_context(cls, blob: bytes, device: str | None):
     if not isinstance(blob, (bytes, bytearray, memoryview)):
         raise TypeError(f"expected bytes, got {type(blob).__name__}")
     view = memoryview(blob).cast("B")
-    if len(view) < _CTX_HEAD.size:
+    if len(view) < _CTX_HEAD.size + 32:
         raise SerializationError("not a hecrypt CKKS context: too short")
     magic, ver, flags, plen = _CTX_HEAD.unpack_from(view, 0)
     if magic != _CTX_MAGIC:
         raise SerializationError("not a hecrypt CKKS public context (bad magic)")
     if ver != VERSION:
         raise SerializationError(f"unsupported context format version {ver}")
+    if hashlib.sha256(view[:-32]).digest() != bytes(view[-32:]):
+        raise SerializationError("CKKS context checksum mismatch (truncated or corrupted)")
+    view = view[:-32]
     pos = _CTX_HEAD.size
     if len(view) < pos + plen + 16:
         raise SerializationError("truncated CKKS context")
