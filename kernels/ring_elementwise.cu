@@ -5,7 +5,9 @@
 // wraps), _zq = Z_q in uint64 with odd q < 2^62 (inputs in [0, q), outputs in [0, q), Barrett
 // constants q, mu, k exactly as hecrypt.backend.modarith.barrett).  One template __device__
 // function per operation; thin extern "C" entry points per ring.  Grid-stride loops with
-// 64-bit indices: any grid size is correct; n may exceed 2^32.
+// 64-bit indices: any grid size is correct; n may exceed 2^32.  Elementwise maps and the n-way
+// sum move 16 bytes per operand per thread when all pointers are 16-byte aligned
+// (common/elementwise.cuh); public scalars are read from device memory (no host sync).
 #include "common/ring.cuh"
 #include "common/elementwise.cuh"
 
