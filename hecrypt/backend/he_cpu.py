@@ -104,12 +104,51 @@ def _barrett128(hi, lo, q, rhi, rlo):
 
 
 # --------------------------------------------------------------------------------------
-# NTT kernels: a2 is (R, N) with R = batch * L rows, row r uses limb r % L
+# NTT kernels: a2 is (R, N) with R = batch * L rows, row r uses limb r % L.  Radix-4 loops
+# (two radix-2 stages per pass over the row, same twiddles and the same lazy ranges as
+# the radix-2 formulation in kernels/ntt.cu).
 # --------------------------------------------------------------------------------------
+@nb.njit(inline="always", cache=True)
+def _ct(x, y, w, wp, q, two_q):
+    """Harvey CT butterfly: x, y in [0, 4q) -> (x + wy, x - wy) in [0, 4q)."""
+    if x >= two_q:
+        x -= two_q
+    v = _shoup_lazy(w, wp, y, q)
+    return x + v, x - v + two_q
+
+
+@nb.njit(inline="always", cache=True)
+def _gs(x, y, w, wp, q, two_q):
+    """Harvey GS butterfly: x, y in [0, 2q) -> (x + y, w(x - y)) in [0, 2q)."""
+    s = x + y
+    if s >= two_q:
+        s -= two_q
+    return s, _shoup_lazy(w, wp, x - y + two_q, q)
+
+
+@nb.njit(inline="always", cache=True)
+def _red4(x, q, two_q):
+    """[0, 4q) -> [0, q)."""
+    if x >= two_q:
+        x -= two_q
+    if x >= q:
+        x -= q
+    return x
+
+
+@nb.njit(inline="always", cache=True)
+def _log2(n):
+    k = 0
+    while (1 << k) < n:
+        k += 1
+    return k
+
+
 @nb.njit(parallel=True, cache=True)
 def _ntt_fwd(a2, psi, psip, qs):
     R, N = a2.shape
     L = qs.shape[0]
+    logn = _log2(N)
     for r in nb.prange(R):
         li = r % L
         q = qs[li]
@@ -119,47 +158,59 @@ def _ntt_fwd(a2, psi, psip, qs):
         wp_row = psip[li]
         t = N >> 1
         m = 1
-        while t >= 2:
-            # stage: m groups of butterflies with span t; values stay in [0, 4q)
-            for i in range(m):
-                w = w_row[m + i]
-                wp = wp_row[m + i]
-                j1 = 2 * i * t
-                for j in range(j1, j1 + t):
-                    x = row[j]
-                    if x >= two_q:
-                        x -= two_q
-                    v = _shoup_lazy(w, wp, row[j + t], q)
-                    row[j] = x + v
-                    row[j + t] = x - v + two_q
-            m <<= 1
+        if logn % 2 == 1:
+            # odd log N: one radix-2 stage (span N/2) first
+            w = w_row[1]
+            wp = wp_row[1]
+            for j in range(t):
+                x, y = _ct(row[j], row[j + t], w, wp, q, two_q)
+                row[j] = x
+                row[j + t] = y
+            m = 2
             t >>= 1
-        # last stage (span 1) fused with the reduction [0, 4q) -> [0, q)
-        for i in range(m):
-            w = w_row[m + i]
-            wp = wp_row[m + i]
-            x = row[2 * i]
-            if x >= two_q:
-                x -= two_q
-            v = _shoup_lazy(w, wp, row[2 * i + 1], q)
-            y0 = x + v
-            y1 = x - v + two_q
-            if y0 >= two_q:
-                y0 -= two_q
-            if y0 >= q:
-                y0 -= q
-            if y1 >= two_q:
-                y1 -= two_q
-            if y1 >= q:
-                y1 -= q
-            row[2 * i] = y0
-            row[2 * i + 1] = y1
+        # radix-4: stages (m groups, span t) and (2m, t/2); values stay in [0, 4q)
+        while t >= 2:
+            h = t >> 1
+            for i in range(m):
+                w1 = w_row[m + i]
+                w1p = wp_row[m + i]
+                w2 = w_row[2 * m + 2 * i]
+                w2p = wp_row[2 * m + 2 * i]
+                w3 = w_row[2 * m + 2 * i + 1]
+                w3p = wp_row[2 * m + 2 * i + 1]
+                j1 = 2 * i * t
+                if h == 1:
+                    # the last two stages, fused with the reduction [0, 4q) -> [0, q)
+                    x0, x2 = _ct(row[j1], row[j1 + 2], w1, w1p, q, two_q)
+                    x1, x3 = _ct(row[j1 + 1], row[j1 + 3], w1, w1p, q, two_q)
+                    x0, x1 = _ct(x0, x1, w2, w2p, q, two_q)
+                    x2, x3 = _ct(x2, x3, w3, w3p, q, two_q)
+                    row[j1] = _red4(x0, q, two_q)
+                    row[j1 + 1] = _red4(x1, q, two_q)
+                    row[j1 + 2] = _red4(x2, q, two_q)
+                    row[j1 + 3] = _red4(x3, q, two_q)
+                else:
+                    for j in range(j1, j1 + h):
+                        x0, x2 = _ct(row[j], row[j + t], w1, w1p, q, two_q)
+                        x1, x3 = _ct(row[j + h], row[j + t + h], w1, w1p, q, two_q)
+                        x0, x1 = _ct(x0, x1, w2, w2p, q, two_q)
+                        x2, x3 = _ct(x2, x3, w3, w3p, q, two_q)
+                        row[j] = x0
+                        row[j + h] = x1
+                        row[j + t] = x2
+                        row[j + t + h] = x3
+            m <<= 2
+            t >>= 2
+        if N == 2:
+            row[0] = _red4(row[0], q, two_q)
+            row[1] = _red4(row[1], q, two_q)
 
 
 @nb.njit(parallel=True, cache=True)
 def _ntt_inv(a2, ipsi, ipsip, qs, ninv, ninvp, last, lastp):
     R, N = a2.shape
     L = qs.shape[0]
+    logn = _log2(N)
     for r in nb.prange(R):
         li = r % L
         q = qs[li]
@@ -167,39 +218,40 @@ def _ntt_inv(a2, ipsi, ipsip, qs, ninv, ninvp, last, lastp):
         row = a2[r]
         w_row = ipsi[li]
         wp_row = ipsip[li]
-        h = N >> 1
         t = 1
-        if h > 1:
-            # first stage (span 1) unrolled
+        h = N >> 1
+        if logn % 2 == 0 and logn >= 2:
+            # even log N: one radix-2 stage (span 1) first, so that an even number of stages
+            # is left before the fused last one
             for i in range(h):
-                w = w_row[h + i]
-                wp = wp_row[h + i]
-                u = row[2 * i]
-                v = row[2 * i + 1]
-                x = u + v
-                if x >= two_q:
-                    x -= two_q
+                x, y = _gs(row[2 * i], row[2 * i + 1], w_row[h + i], wp_row[h + i], q, two_q)
                 row[2 * i] = x
-                row[2 * i + 1] = _shoup_lazy(w, wp, u - v + two_q, q)
+                row[2 * i + 1] = y
             t = 2
             h >>= 1
+        # radix-4: stages (h groups, span t) and (h/2, 2t); values stay in [0, 2q)
         while h > 1:
-            # stage: h groups of span t; inputs and outputs in [0, 2q)
-            for i in range(h):
-                w = w_row[h + i]
-                wp = wp_row[h + i]
-                j1 = 2 * i * t
+            hh = h >> 1
+            for i2 in range(hh):
+                wa = w_row[h + 2 * i2]
+                wap = wp_row[h + 2 * i2]
+                wb = w_row[h + 2 * i2 + 1]
+                wbp = wp_row[h + 2 * i2 + 1]
+                wc = w_row[hh + i2]
+                wcp = wp_row[hh + i2]
+                j1 = 4 * i2 * t
                 for j in range(j1, j1 + t):
-                    u = row[j]
-                    v = row[j + t]
-                    x = u + v
-                    if x >= two_q:
-                        x -= two_q
-                    row[j] = x
-                    row[j + t] = _shoup_lazy(w, wp, u - v + two_q, q)
-            t <<= 1
-            h >>= 1
-        # last stage (h == 1, span N/2) fused with the N^-1 scaling, then full reduction
+                    x0, x1 = _gs(row[j], row[j + t], wa, wap, q, two_q)
+                    x2, x3 = _gs(row[j + 2 * t], row[j + 3 * t], wb, wbp, q, two_q)
+                    x0, x2 = _gs(x0, x2, wc, wcp, q, two_q)
+                    x1, x3 = _gs(x1, x3, wc, wcp, q, two_q)
+                    row[j] = x0
+                    row[j + t] = x1
+                    row[j + 2 * t] = x2
+                    row[j + 3 * t] = x3
+            t <<= 2
+            h >>= 2
+        # last stage (span N/2) fused with the N^-1 scaling, then full reduction
         n_i = ninv[li]
         n_ip = ninvp[li]
         w = last[li]
