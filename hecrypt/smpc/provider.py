@@ -233,13 +233,15 @@ class TrustedDealer(CryptoProvider):
                 amask, bmask = key[3], key[4]
             A = self._mask_shares(amask) if amask is not None else [uniform(i, "a", sa) for i in range(n)]
             B = self._mask_shares(bmask) if bmask is not None else [uniform(i, "b", sb) for i in range(n)]
-            Bsum = R.sum_shares(B)
-            rest = [R.sub(Bsum, B[i]) for i in range(n)]
+            if n == 2:
+                rest = [B[1], B[0]]
+            else:
+                Bsum = R.sum_shares(B)
+                rest = [R.sub(Bsum, B[i]) for i in range(n)]  # B - B_i
             if kind == "matmul":
                 # sum_i A_i (B - B_i) as one ring matmul with inner dimension n K
-                xp = _xp(Bsum)
-                cross = R.matmul(xp.concatenate(A, axis=-1), xp.concatenate(
-                    [xp.broadcast_to(r, r.shape) for r in rest], axis=-2))
+                xp = _xp(B[0])
+                cross = R.matmul(xp.concatenate(A, axis=-1), xp.concatenate(rest, axis=-2))
             else:
                 cross = None
                 for i in range(n):
@@ -267,8 +269,7 @@ class TrustedDealer(CryptoProvider):
             h = (R.modulus + 1) // 2
             # M - r: two's complement wrap for Z_2^k, q - r for Z_q (u = 0 whenever r = 0)
             s = (xp.zeros_like(r) - r) if R.is_pow2 else (dt(R.q) - r)
-            u = r >= dt(h) if not (R.is_pow2 and R.bits == 64) else r >= xp.uint64(1 << 63)
-            t = xp.where(u, (s >> gg) + rhi, dt(0)).astype(R.dtype)
+            t = xp.where(r >= dt(h), (s >> gg) + rhi, dt(0)).astype(R.dtype)
             correlated("rhi", tuple(shape), rhi.astype(R.dtype))
             correlated("t", tuple(shape), t)
         elif kind == "mask":
