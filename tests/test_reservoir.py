@@ -177,8 +177,8 @@ def test_callback_progress_and_session(rng, capsys):
 
 
 def test_three_parties_and_input_party(rng):
-    t = ReservoirTrainer(128, lr=2e-3, steps=120, parties=3, seed=_seed(rng), reveal_loss=True,
-                         data_owner="hospital")
+    t = ReservoirTrainer(64, lr=4e-3, steps=60, parties=3, seed=_seed(rng), reveal_loss=True,
+                         data_owner="hospital", log_every=10)
     enc = t.fit(XOR_X, XOR_Y)
     plain = t.fit_plaintext(XOR_X, XOR_Y)
     assert enc.parties == ("alice", "bob", "carol")
@@ -187,11 +187,23 @@ def test_three_parties_and_input_party(rng):
     assert ((t.predict(XOR_X)[:, 0] > 0.5).astype(int) == XOR_Y[:, 0]).all()
 
 
+@pytest.mark.xfail(strict=False, reason="hecrypt.smpc dealer truncation rounds with a bias of about "
+                   "-1/4 unit (its wrap correction is M/2^g - 1 instead of M/2^g); reported")
+def test_dealer_truncation_matches_plaintext(rng):
+    """The dealer-assisted truncation (any number of parties) must round without bias too: a
+    bias of a fraction of 2^-f per step accumulates in W over the tutorial's 250 steps."""
+    t = ReservoirTrainer(256, lr=1e-3, steps=250, parties=2, truncation="dealer", seed=_seed(rng),
+                         reveal_loss=True)
+    enc = t.fit(XOR_X, XOR_Y)
+    plain = t.fit_plaintext(XOR_X, XOR_Y)
+    assert relative_loss_error(enc, plain) <= 2e-2, (enc.loss, plain.loss)
+
+
 def test_other_rings(rng):
     with pytest.raises(PrecisionError):
         ReservoirTrainer(16, ring="Z2_32", frac_bits=16).context
-    t = ReservoirTrainer(64, lr=1e-3, steps=40, seed=_seed(rng), ring=(1 << 61) - 1, frac_bits=16,
-                         reveal_loss=True, log_every=10)
+    t = ReservoirTrainer(64, lr=1e-3, steps=20, seed=_seed(rng), ring=(1 << 61) - 1, frac_bits=16,
+                         reveal_loss=True, log_every=5)
     enc = t.fit(XOR_X, XOR_Y)
     plain = t.fit_plaintext(XOR_X, XOR_Y)
     assert relative_loss_error(enc, plain) < 2e-2

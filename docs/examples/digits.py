@@ -20,12 +20,12 @@ digits = load_digits()
 x, y = digits.data / 16.0, digits.target
 order = np.random.default_rng(0).permutation(len(y))
 if small:
-    order = order[:400]
+    order = order[:300]
 n_test = len(order) // 4
 test, train = order[:n_test], order[n_test:]
 
 trainer = ReservoirTrainer(
-    256 if small else 1024,      # reservoir units (>= 1024: the products use the chunked ring matmul)
+    128 if small else 1024,      # reservoir units (>= 1024: the products use the chunked ring matmul)
     lr=12.0, mean_gradient=True,  # step = 12 / n_train on the standardised features
     steps=20 if small else 60,
     parties=2,                    # alice (the data owner) and bob

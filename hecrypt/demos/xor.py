@@ -22,6 +22,7 @@ NAME = "xor"
 HELP = "the tutorial: 3-share addition over Q=501337, then an encrypted reservoir learns XOR"
 
 Q = 501337
+LONG_RUN_STEPS = 1000   # runs this long show a progress bar (on a terminal only)
 XOR_INPUTS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 XOR_TARGETS = np.array([[0.0], [1.0], [1.0], [0.0]])
 
@@ -169,11 +170,15 @@ def run(args: argparse.Namespace) -> int:
         f"revealed to {names[0]} at each step, as in the tutorial)")
 
     def on_log(step: int, loss: float) -> None:
-        say("loss at step %i: %.3e" % (step, loss))
+        from tqdm import tqdm
+
+        tqdm.write("loss at step %i: %.3e" % (step, loss), file=out)   # keeps a progress bar intact
+        out.flush()
 
     t0 = time.perf_counter()
     r = train_xor(units=args.units, lr=args.lr, steps=args.steps, parties=args.parties, device=args.device,
-                  seed=args.seed, frac_bits=args.frac_bits, on_log=on_log)
+                  seed=args.seed, frac_bits=args.frac_bits, on_log=on_log,
+                  progress=None if args.steps >= LONG_RUN_STEPS else False)
     enc, plain = r["encrypted"], r["plaintext"]
     say("predictions:")
     say("\t\t\t\t", r["predictions"])

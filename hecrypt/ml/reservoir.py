@@ -43,6 +43,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import EncodingError
+
 __all__ = [
     "Reservoir",
     "ReservoirTrainer",
@@ -432,12 +434,8 @@ class ReservoirTrainer:
     def _share(self, a: np.ndarray, owner: str) -> Any:
         try:
             return self.context.share(a, owner=owner)
-        except Exception as exc:
-            from ..errors import EncodingError
-
-            if isinstance(exc, EncodingError):
-                raise EncodingError(f"{exc} (rescale the data, or use fewer frac_bits)") from exc
-            raise
+        except EncodingError as exc:
+            raise EncodingError(f"{exc} (rescale the data, or use fewer frac_bits)") from exc
 
     # -- encrypted training -----------------------------------------------------------------
     def session(self, x: Any, y: Any) -> "TrainingSession":
