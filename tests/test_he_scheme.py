@@ -338,3 +338,19 @@ def test_edge_cases(small, rng):
     assert np.abs(small.decrypt(a * -1) + x).max() < 1e-5
     ctx = CKKSContext("n4096")  # preset by name
     assert ctx.params == CKKSParameters.preset("n4096") and ctx.slots == 2048
+
+
+def test_batched_modup_is_bit_identical(small, rng):
+    """The GPU-style ModUp (all digits in one pass) equals the CPU digit-by-digit ModUp."""
+    ev = small._ev
+    X = rng.uniform(-1, 1, (3, small.slots))
+    a, b = small.encrypt(X[0]), small.encrypt_batch(X)
+    outs = {}
+    for mode in (False, True):
+        ev.batched_modup = mode
+        try:
+            outs[mode] = (small.rotate(a, 3).data, (a * a).data, small.rotate(b, 1).data, (b * a).data)
+        finally:
+            ev.batched_modup = False
+    for x, y in zip(outs[False], outs[True]):
+        assert np.array_equal(x, y)

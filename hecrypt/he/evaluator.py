@@ -65,6 +65,9 @@ class Evaluator:
         self.K = len(params.primes) - 1  # index of P
         self._keygen_hook = keygen_hook
         self._pk_cache: dict = {}
+        #: ModUp strategy: all digits in one pass (GPU: few launches) or digit by digit
+        #: skipping each digit's own prime (CPU: fewer NTTs); results are bit-identical
+        self.batched_modup = device != "cpu"
         self._level_scales: list[float] | None = None
 
     # -- bases -------------------------------------------------------------------------
@@ -287,6 +290,12 @@ class Evaluator:
         y = r.centre_shift(c, B)
         kl = key.for_level(level, self.L, xp)  # (l+1, 2, l+2, N)
         D = level + 1
+        if self.batched_modup:
+            # every digit at once: a few large kernel calls (what a GPU wants), at the price of
+            # also transforming each digit modulo its own prime
+            T = r.ntt(r.mod_up_shifted(y, B, KB), KB)  # (..., D, l+2, N)
+            T = xp.moveaxis(T, -3, 0)[..., None, :, :]  # (D, ..., 1, l+2, N)
+            return r.dot(T, kl, KB)
         T = xp.empty((D,) + d.shape[:-2] + (1, D + 1, self.N), xp.uint64)
         for j in range(D):
             # ModUp of digit j: centred [d]_{q_j} modulo the other primes of q_0..q_l, P, NTT;
