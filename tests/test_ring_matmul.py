@@ -90,3 +90,10 @@ def test_zq_matmul_at_and_past_its_plan_limit(q, rng):
         a[0, : k // 2] = (q - 1) // 2  # largest-magnitude signed representatives
         b[: k // 2, 0] = (q + 1) // 2
         np.testing.assert_array_equal(as_int(ring.matmul(a, b)), ref_matmul(a, b, q))
+
+
+@pytest.mark.parametrize("ring", RINGS, ids=str)
+def test_matmul_empty_dimensions(ring):
+    z = ring.matmul(np.zeros((3, 0), ring.dtype), np.zeros((0, 2), ring.dtype))
+    assert z.shape == (3, 2) and z.dtype == ring.dtype and not z.any()
+    assert ring.matmul(np.zeros((0, 3, 4), ring.dtype), np.zeros((4, 2), ring.dtype)).shape == (0, 3, 2)

@@ -364,7 +364,8 @@ def _matmul64_karatsuba(A: np.ndarray, Bm: np.ndarray) -> np.ndarray:
 
 
 def _as_batched(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a.reshape((-1,) + a.shape[-2:]))
+    nb_ = int(np.prod(a.shape[:-2], dtype=np.int64))
+    return np.ascontiguousarray(a.reshape((nb_,) + a.shape[-2:]))
 
 
 class CPUBackend:
