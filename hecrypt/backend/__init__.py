@@ -24,6 +24,13 @@ from typing import Any
 
 from ..errors import DeviceUnavailableError
 
+# Numba's OpenMP threading layer spins its workers between kernel calls by default; on a
+# loaded or small machine that costs milliseconds per call (measured here: 5.5 ms -> 47 us
+# for an 8192-element mulmod on 2 busy cores).  Passive waiting keeps the CPU kernels fast
+# when the host is shared.  It must be set before the OpenMP runtime starts (the first
+# parallel kernel call), and a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 DEVICES = ("auto", "cpu", "cuda")
 ENV_VAR = "HECRYPT_DEVICE"
 
