@@ -10,8 +10,9 @@ Each row times one full step on shares (``pred = X W``, ``grad = pred - Y``,
 included, no loss revealed) against the plaintext twin's float64 step on the same data in the
 same run (``baseline``).  Extra keys: ``overhead`` (encrypted / plaintext time),
 ``online_s``/``offline_s`` (mean per step from the SMPC timers; offline = the dealer),
-``bytes_per_step``, ``rounds_per_step``, ``setup_s`` (sharing the data and the first step,
-which opens the reused mask).
+``bytes_per_step`` (dealer traffic included), ``online_bytes_per_step``,
+``rounds_per_step`` (online openings and offline dealer deliveries), ``setup_s`` (sharing
+the data and the first step, which opens the reused mask).
 """
 
 from __future__ import annotations
@@ -36,10 +37,13 @@ def _case(bench: Bench, name: str, trainer: Any, x: np.ndarray, y: np.ndarray, r
     ctx = trainer.context
     stats, timing = ctx.stats, getattr(ctx, "timing", None)
     b0, r0 = stats.bytes_sent, stats.rounds
+    snap0 = stats.snapshot()
     on0, off0 = (timing.online_s, timing.offline_s) if timing is not None else (0.0, 0.0)
     enc_s = bench.time(sess.step, repeat=repeat, warmup=0)
     nsteps = sess.i - 1
     bytes_per_step = (stats.bytes_sent - b0) / nsteps if nsteps else None
+    phase = _phase_bytes(snap0, stats.snapshot())
+    online_bytes = phase["online"] / nsteps if (nsteps and phase["online"] is not None) else None
     rounds_per_step = (stats.rounds - r0) / nsteps if nsteps else None
     online_s = (timing.online_s - on0) / nsteps if (timing is not None and nsteps) else None
     offline_s = (timing.offline_s - off0) / nsteps if (timing is not None and nsteps) else None
@@ -57,8 +61,17 @@ def _case(bench: Bench, name: str, trainer: Any, x: np.ndarray, y: np.ndarray, r
     bench.record(name, enc_s, "plaintext twin (numpy float64)", plain_s,
                  device=str(trainer.context.device), overhead=(enc_s / plain_s) if plain_s else None,
                  online_s=online_s, offline_s=offline_s, setup_s=setup_s, bytes_per_step=bytes_per_step,
-                 rounds_per_step=rounds_per_step, parties=len(trainer.parties), units=trainer.reservoir.units,
+                 online_bytes_per_step=online_bytes, rounds_per_step=rounds_per_step, parties=len(trainer.parties), units=trainer.reservoir.units,
                  n=int(feats.shape[0]), features=int(feats.shape[1]), outputs=int(targets.shape[1]))
+
+
+def _phase_bytes(s0: dict, s1: dict) -> dict:
+    out = {}
+    for ph in ("online", "offline"):
+        b = ((s1.get("by_phase") or {}).get(ph) or {}).get("bytes_sent")
+        a = ((s0.get("by_phase") or {}).get(ph) or {}).get("bytes_sent", 0)
+        out[ph] = (b - a) if b is not None else None
+    return out
 
 
 def run(bench: Bench) -> None:

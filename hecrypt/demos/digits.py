@@ -104,6 +104,10 @@ def train_digits(*, units: int = DEFAULTS["units"], steps: int = DEFAULTS["steps
         "plaintext_seconds_per_step": plain.seconds_per_step,
         "predict_seconds": predict_s,
         "bytes_sent": enc.bytes_sent,
+        "online_bytes": enc.online_bytes,
+        "offline_bytes": enc.offline_bytes,
+        "online_seconds": enc.online_seconds,
+        "offline_seconds": enc.offline_seconds,
         "rounds": enc.rounds,
         "device": enc.device,
         "parties": list(enc.parties),
@@ -160,7 +164,10 @@ def run(args: argparse.Namespace) -> int:
         f"{r['plaintext_accuracy'] * 100:.2f}% plaintext twin")
     say(f"training time:       {r['train_seconds']:.2f} s ({r['seconds_per_step'] * 1e3:.1f} ms/step; "
         f"plaintext {r['plaintext_seconds_per_step'] * 1e3:.2f} ms/step), sharing {r['seconds'] - r['train_seconds']:.2f} s")
-    say(f"bytes sent:          {r['bytes_sent'] / 1e6:.1f} MB in {r['rounds']} rounds")
+    split = ""
+    if r["offline_bytes"] is not None:
+        split = f" ({r['offline_bytes'] / 1e6:.1f} MB of it from the dealer, offline)"
+    say(f"bytes sent:          {r['bytes_sent'] / 1e6:.1f} MB in {r['rounds']} rounds{split}")
     say(f"device:              {r['device']} ({', '.join(r['parties'])}; {r['ring']}, "
         f"{r['frac_bits']} fractional bits)")
     say(f"revealed:            only the test-set scores, to {r['parties'][0]} (the data owner)")

@@ -196,7 +196,8 @@ class TrainResult:
     ``seconds`` is the wall time of the steps, ``setup_seconds`` that of preprocessing and
     sharing; ``online_seconds``/``offline_seconds`` split the SMPC protocols' time over the
     whole run (sharing included; offline = the dealer's material); ``bytes_sent``,
-    ``rounds`` and ``messages`` count the whole run's traffic.
+    ``rounds`` and ``messages`` count the whole run's traffic, ``online_bytes`` and
+    ``offline_bytes`` split the bytes by phase (the dealer's deliveries are offline).
     """
 
     encrypted: bool
@@ -215,6 +216,8 @@ class TrainResult:
     online_seconds: float | None = None
     offline_seconds: float | None = None
     bytes_sent: int = 0
+    online_bytes: int | None = None
+    offline_bytes: int | None = None
     rounds: int = 0
     messages: int = 0
     device: str = "cpu"
@@ -245,6 +248,8 @@ class TrainResult:
             "online_seconds": self.online_seconds,
             "offline_seconds": self.offline_seconds,
             "bytes_sent": int(self.bytes_sent),
+            "online_bytes": self.online_bytes,
+            "offline_bytes": self.offline_bytes,
             "rounds": int(self.rounds),
             "messages": int(self.messages),
             "device": self.device,
@@ -600,7 +605,8 @@ class TrainingSession:
             encrypted=True, steps=self.i, lr=t.lr, step_scale=self.step_scale, units=t.reservoir.units,
             n_samples=self.n, n_outputs=self.k, loss=list(self.logged), loss_history=list(self.history),
             loss_revealed=t.reveal_loss, revealed=revealed, seconds=seconds, setup_seconds=setup_seconds,
-            bytes_sent=int(stats.get("bytes_sent", 0)), rounds=int(stats.get("rounds", 0)),
+            bytes_sent=int(stats.get("bytes_sent", 0)), online_bytes=stats.get("online_bytes"),
+            offline_bytes=stats.get("offline_bytes"), rounds=int(stats.get("rounds", 0)),
             messages=int(stats.get("messages", 0)), device=str(getattr(ctx, "device", t.device)),
             parties=tuple(ctx.party_names), frac_bits=getattr(ctx, "frac_bits", t.frac_bits),
             ring=getattr(ring, "name", str(ring)) if ring is not None else str(t.ring))
@@ -615,11 +621,18 @@ def _timing(ctx: Any) -> tuple[float, float] | None:
 
 
 def _stats_delta(s0: dict, s1: dict) -> dict:
+    """Traffic between two ``ctx.stats.snapshot()`` dicts (totals, and online/offline bytes)."""
     out = {}
     for key in ("bytes_sent", "rounds", "messages"):
         a, b = s0.get(key), s1.get(key)
         if isinstance(a, numbers.Number) and isinstance(b, numbers.Number):
             out[key] = b - a
+    p0, p1 = s0.get("by_phase") or {}, s1.get("by_phase") or {}
+    for phase in ("online", "offline"):
+        a = (p0.get(phase) or {}).get("bytes_sent", 0)
+        b = (p1.get(phase) or {}).get("bytes_sent")
+        if isinstance(b, numbers.Number):
+            out[f"{phase}_bytes"] = b - a
     return out
 
 
