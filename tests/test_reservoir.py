@@ -241,3 +241,15 @@ def test_cpu_and_gpu_give_the_same_run(rng):
         out[dev] = (r.loss_history, t.model.reveal())
     assert out["cpu"][0] == out["cuda"][0]
     np.testing.assert_array_equal(out["cpu"][1], out["cuda"][1])
+
+
+def test_docs_example_runs(capsys):
+    """The first python block of docs/reservoir.md runs as written."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "reservoir.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    ns: dict = {}
+    exec(compile(block, "docs/reservoir.md", "exec"), ns)
+    assert (ns["trainer"].predict(ns["x"])[:, 0] > 0.5).tolist() == [False, True, True, False]
+    assert ns["enc"].loss_revealed and relative_loss_error(ns["enc"], ns["plain"]) <= 2e-2
