@@ -89,6 +89,19 @@ def test_xor_demo_without_matplotlib(monkeypatch, tmp_path, capsys):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_demo_argument_errors(capsys):
+    from hecrypt.backend import cuda_status
+
+    for mod in (xor_demo, digits_demo):
+        rc, out, err = _run(mod, ["--parties", "1"], capsys)
+        assert rc == 2 and "--parties" in err
+        rc, out, err = _run(mod, ["--device", "tpu"], capsys)
+        assert rc == 2 and "tpu" in err
+        if not cuda_status()[0]:
+            rc, out, err = _run(mod, ["--device", "cuda"], capsys)
+            assert rc == 2 and "cuda" in err and out == ""
+
+
 def test_digits_demo_small(rng, capsys):
     pytest.importorskip("sklearn")
     rc, out, err = _run(digits_demo, ["--limit", "300", "--units", "128", "--steps", "15",

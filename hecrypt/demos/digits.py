@@ -147,6 +147,19 @@ def run(args: argparse.Namespace) -> int:
     def say(*parts: Any) -> None:
         print(*parts, file=out, flush=True)
 
+    from ..backend import resolve_device
+    from ..errors import DeviceUnavailableError
+
+    try:
+        resolve_device(args.device)
+    except (DeviceUnavailableError, ValueError, TypeError) as exc:
+        print(f"hecrypt demo digits: {exc}", file=sys.stderr)
+        return 2
+
+    for name, lo in (("steps", 0), ("parties", 2), ("units", 1), ("frac_bits", 0)):
+        if getattr(args, name) < lo:
+            print(f"hecrypt demo digits: --{name.replace('_', '-')} must be at least {lo}", file=sys.stderr)
+            return 2
     try:
         load_digits_split(limit=args.limit)
     except ImportError as exc:

@@ -142,15 +142,27 @@ def run(args: argparse.Namespace) -> int:
     def say(*parts: Any) -> None:
         print(*parts, file=out, flush=True)
 
+    from ..backend import resolve_device
+    from ..errors import DeviceUnavailableError
+
+    try:
+        resolve_device(args.device)
+    except (DeviceUnavailableError, ValueError, TypeError) as exc:
+        print(f"hecrypt demo xor: {exc}", file=sys.stderr)
+        return 2
+
     if args.plot:
         err = _check_plot_available()
         if err:
             print(f"hecrypt demo xor: {err}", file=sys.stderr)
             return 2
-    for name in ("steps", "parties", "units", "frac_bits"):
-        if getattr(args, name) is None or getattr(args, name) < (2 if name == "parties" else 0):
-            print(f"hecrypt demo xor: --{name.replace('_', '-')} is out of range", file=sys.stderr)
+    for name, lo in (("steps", 0), ("parties", 2), ("units", 1), ("frac_bits", 0)):
+        if getattr(args, name) < lo:
+            print(f"hecrypt demo xor: --{name.replace('_', '-')} must be at least {lo}", file=sys.stderr)
             return 2
+    if not args.lr > 0:
+        print("hecrypt demo xor: --lr must be positive", file=sys.stderr)
+        return 2
 
     say("Encrypting variables 2 and 5 as var1 and var2")
     tut = tutorial_addition(args.seed)
