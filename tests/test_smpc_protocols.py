@@ -230,21 +230,23 @@ def test_openings_look_uniform(rng):
     x = ctx.share_int(np.zeros(3000, dtype=np.int64))
     y = ctx.share_int(np.ones(3000, dtype=np.int64))
     seen = []
-    orig = proto.open_values
+    orig = proto.exchange
 
     def spy(c, masked, tag="open"):
         out = orig(c, masked, tag)
-        seen.append(out[0])
+        seen.append(out[0])  # everything party 0 holds after the round
         return out
 
-    proto.open_values = spy
+    proto.exchange = spy
     try:
         (x * y).reveal()
     finally:
-        proto.open_values = orig
+        proto.exchange = orig
+    R = ctx.ring
     for k in ("e", "f"):
-        counts = np.bincount(seen[0][k].astype(np.int64), minlength=7)
-        assert chisquare(counts).pvalue > 1e-5
+        for arr in (seen[0][1][k], R.sum_shares([d[k] for d in seen[0]])):  # received, and opened
+            counts = np.bincount(arr.astype(np.int64), minlength=7)
+            assert chisquare(counts).pvalue > 1e-5
 
 
 # ------------------------------------------------------------------------------------------

@@ -42,19 +42,19 @@ from . import serialize as ser
 if TYPE_CHECKING:  # pragma: no cover
     from .context import SMPCContext
 
-__all__ = ["open_values", "beaver_mul", "beaver_matmul", "beaver_square", "truncate",
+__all__ = ["exchange", "open_values", "beaver_mul", "beaver_matmul", "beaver_square", "truncate",
            "truncate_local", "truncate_dealer", "dealer_trunc_bias"]
 
 
 # ------------------------------------------------------------------------------------------
 # openings
 # ------------------------------------------------------------------------------------------
-def open_values(ctx: "SMPCContext", masked: Sequence[dict[str, Any]], tag: str = "open") -> list[dict[str, Any]]:
-    """Every compute party sends its arrays to every other one (one round); each party then
-    sums all parties' arrays itself.  Returns each party's opened dict."""
+def exchange(ctx: "SMPCContext", masked: Sequence[dict[str, Any]], tag: str = "open") -> list[list[dict[str, Any]]]:
+    """Every compute party sends its arrays to every other one (one round).  Returns, for each
+    party ``j``, the list of all parties' dicts as ``j`` holds them (its own at index ``j``,
+    the others as received and deserialized)."""
     names = ctx.party_names
     comm = ctx.comm
-    R = ctx.ring
     n = len(names)
     with comm.round():
         for i, src in enumerate(names):
@@ -70,14 +70,28 @@ def open_values(ctx: "SMPCContext", masked: Sequence[dict[str, Any]], tag: str =
         for i, src in enumerate(names):
             if i != j:
                 _, arrs = ser.unpack(comm.recv(dst, src, tag), ser.KIND_MESSAGE, device=dev)
+                if set(arrs) != set(masked[j]):
+                    raise ser.SerializationError(f"party {src!r} sent fields {sorted(arrs)} for {tag!r}")
                 parts[i] = arrs
-        opened = {}
-        for k in masked[j]:
-            acc = parts[0][k]
-            for i in range(1, n):
-                acc = R.add(acc, parts[i][k])
-            opened[k] = acc
-        out.append(opened)
+        out.append(parts)
+    return out
+
+
+def _sum_others(R: Any, parts: Sequence[dict[str, Any]], j: int, k: str) -> Any:
+    acc = None
+    for i, d in enumerate(parts):
+        if i != j:
+            acc = d[k] if acc is None else R.add(acc, d[k])
+    return acc
+
+
+def open_values(ctx: "SMPCContext", masked: Sequence[dict[str, Any]], tag: str = "open") -> list[dict[str, Any]]:
+    """Open: one :func:`exchange` round, then each party sums all parties' arrays itself.
+    Returns each party's opened dict."""
+    R = ctx.ring
+    out = []
+    for j, parts in enumerate(exchange(ctx, masked, tag)):
+        out.append({k: R.add(masked[j][k], _sum_others(R, parts, j, k)) for k in masked[j]})
     return out
 
 
@@ -135,27 +149,46 @@ def _beaver(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], key: tuple
         if Fcached is None:
             d["f"] = R.sub(ys[i], B[i])
         masked.append(d)
-    opened = open_values(ctx, masked, tag=kind) if (Ecached is None or Fcached is None) else [{}] * n
-    Es = Ecached if Ecached is not None else [o["e"] for o in opened]
-    Fs = Fcached if Fcached is not None else [o["f"] for o in opened]
+    got = exchange(ctx, masked, tag=kind) if (Ecached is None or Fcached is None) else None
+    # Party i needs E + A_i and F + B_i; from the others' masked shares O these are
+    # X_i + O_E and Y_i + O_F (E_i + A_i = X_i), one addition each.  Party 0 also needs E
+    # (and F when n > 2); parties keep E / F of a reusable mask for later products.
+    EA, FB, Es, Fs = [], [], [], []
+    for i in range(n):
+        if Ecached is not None:
+            E = Ecached[i]
+            EA.append(R.add(E, A[i]))
+        else:
+            o = _sum_others(R, got[i], i, "e")
+            EA.append(R.add(xs[i], o))
+            E = R.add(masked[i]["e"], o) if (i == 0 or amask is not None) else None
+        if Fcached is not None:
+            F = Fcached[i]
+            FB.append(R.add(F, B[i]))
+        else:
+            o = _sum_others(R, got[i], i, "f")
+            FB.append(R.add(ys[i], o))
+            F = R.add(masked[i]["f"], o) if ((i == 0 and n > 2) or bmask is not None) else None
+        Es.append(E)
+        Fs.append(F)
     if amask is not None and Ecached is None:
         _store_mask_open(ctx, amask, Es)
     if bmask is not None and Fcached is None:
         _store_mask_open(ctx, bmask, Fs)
     out = []
     for i in range(n):
-        E, F, W = Es[i], Fs[i], mats[i]["w"]
+        W = mats[i]["w"]
         if i == 0:
-            B0 = B[0] if n == 2 else R.sub(B[0], R.mul_public(F, n - 2))
+            # Z_0 = E (B_0 - (n-2) F) + A_0 (F + B_0) + W_0
+            B0 = B[0] if n == 2 else R.sub(B[0], R.mul_public(Fs[0], n - 2))
             if kind == "matmul":
-                # one ring matmul with inner dimension 2K: [E | A_0] @ [B0; F + B_0]
-                xp = ctx.xp
-                z = R.matmul(xp.concatenate([E, A[0]], axis=-1),
-                             xp.concatenate([B0, R.add(F, B[0])], axis=-2))
+                xp = ctx.xp  # one ring matmul with inner dimension 2K: [E | A_0] @ [B0; F + B_0]
+                z = R.matmul(xp.concatenate([Es[0], A[0]], axis=-1), xp.concatenate([B0, FB[0]], axis=-2))
             else:
-                z = R.add(R.mul(E, B0), R.mul(A[0], R.add(F, B[0])))
+                z = R.add(R.mul(Es[0], B0), R.mul(A[0], FB[0]))
         else:
-            z = (R.matmul if kind == "matmul" else R.mul)(R.add(E, A[i]), R.add(F, B[i]))
+            # Z_i = (E + A_i)(F + B_i) + W_i
+            z = (R.matmul if kind == "matmul" else R.mul)(EA[i], FB[i])
         out.append(R.add(z, W))
     return out
 
