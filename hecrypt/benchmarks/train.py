@@ -61,7 +61,8 @@ def _case(bench: Bench, name: str, trainer: Any, x: np.ndarray, y: np.ndarray, r
     bench.record(name, enc_s, "plaintext twin (numpy float64)", plain_s,
                  device=str(trainer.context.device), overhead=(enc_s / plain_s) if plain_s else None,
                  online_s=online_s, offline_s=offline_s, setup_s=setup_s, bytes_per_step=bytes_per_step,
-                 online_bytes_per_step=online_bytes, rounds_per_step=rounds_per_step, parties=len(trainer.parties), units=trainer.reservoir.units,
+                 online_bytes_per_step=online_bytes, rounds_per_step=rounds_per_step,
+                 parties=len(trainer.parties), units=trainer.reservoir.units,
                  n=int(feats.shape[0]), features=int(feats.shape[1]), outputs=int(targets.shape[1]))
 
 

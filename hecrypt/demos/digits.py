@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"test accuracy:       {r['accuracy'] * 100:.2f}% encrypted, "
         f"{r['plaintext_accuracy'] * 100:.2f}% plaintext twin")
     say(f"training time:       {r['train_seconds']:.2f} s ({r['seconds_per_step'] * 1e3:.1f} ms/step; "
-        f"plaintext {r['plaintext_seconds_per_step'] * 1e3:.2f} ms/step), sharing {r['seconds'] - r['train_seconds']:.2f} s")
+        f"plaintext {r['plaintext_seconds_per_step'] * 1e3:.2f} ms/step), "
+        f"sharing {r['seconds'] - r['train_seconds']:.2f} s")
     split = ""
     if r["offline_bytes"] is not None:
         split = f" ({r['offline_bytes'] / 1e6:.1f} MB of it from the dealer, offline)"
