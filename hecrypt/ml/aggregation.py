@@ -387,6 +387,7 @@ class _Client:
         self.agg = agg
         self.site = site
         self.bound = float("inf")  # this site's share of the method's range, set per round
+        self.factor = 1.0  # this site's weight factor, set per round
 
     def start_round(self, round_no: int) -> list[tuple[str, str, Any, int]]:
         return []
@@ -410,12 +411,13 @@ class _Node:
         self.reset()
 
 
-def _encode_fixed(xp: Any, x: Any, ring: Ring, scale: float, bound: float, site: str) -> Any:
-    """``rint(x * scale)`` as ring elements; NaN/Inf or ``|x * scale| >= bound`` -> UpdateError.
+def _encode_fixed(xp: Any, x: Any, ring: Ring, mult: float, bound: float, site: str, scale: float) -> Any:
+    """``rint(x * mult)`` as ring elements (``mult`` = weight x ``2^frac_bits``: weighting and
+    encoding in one pass); NaN/Inf or ``|x * mult| >= bound`` -> UpdateError.
 
     Uses max/min rather than a separate isfinite pass: NaN propagates through max/min.
     """
-    v = xp.multiply(x, scale, dtype=xp.float64)
+    v = xp.multiply(x, mult, dtype=xp.float64)
     xp.rint(v, out=v)
     if v.size:
         hi = float(v.max())
@@ -482,7 +484,7 @@ class _SMPCClient(_Client):
     def protect(self, chunk: int, x: Any):
         a = self.agg
         xp = a._be.xp
-        enc = _encode_fixed(xp, x, a.ring, a._scale, self.bound * a._scale, self.site)
+        enc = _encode_fixed(xp, x, a.ring, a._scale * self.factor, self.bound * a._scale, self.site, a._scale)
         msgs = []
         masked = enc  # a fresh array owned by this call: updated in place for Z_2^k
         for j in range(len(a.aggregator_names)):
@@ -821,6 +823,7 @@ class SecureAggregator:
             c = clients.get(s) if clients else None
             cl[s] = c if c is not None else self.client(s, index=index[s])
             cl[s].bound = budget[s]
+            cl[s].factor = factor[s]
         nodes = self._nodes()
         sent = {s: 0 for s in sites}
         clock: dict[str, float] = {}  # seconds each party spent computing (sites, aggregators, owner)
@@ -855,7 +858,7 @@ class SecureAggregator:
                         except SiteDropout as exc:
                             raise _Dropped(s, c) from exc
                         t = time.perf_counter()
-                        x = self._weighted(x, factor[s])
+                        x = self._weighted(x, 1.0 if self.method == "smpc" else factor[s])
                         msgs = cl[s].protect(c, x)
                         clock[s] = clock.get(s, 0.0) + time.perf_counter() - t
                         self._deliver(rnd, s, c, msgs, nodes, sent, n=b - a, clock=clock)
@@ -1000,8 +1003,7 @@ class SecureAggregator:
                     self.view._add(Message(rnd, nd.name, _OWNER, c, "partial_sum", int(p.nbytes),
                                            self._be.to_numpy(p).copy() if rec else None))
                     parts.append(p)
-                total = self.ring.sum_shares(parts)
-                out[a:b] = self.fixed.decode(total)
+                out[a:b] = self._reconstruct(parts)
             elif self.method == "plaintext":
                 t = nodes[0].acc[c]
                 nbytes += int(t.nbytes)
@@ -1022,6 +1024,16 @@ class SecureAggregator:
         for nd in nodes:
             nd.reset()
         return nbytes
+
+    def _reconstruct(self, parts: list[Any]) -> np.ndarray:
+        """Owner: add the aggregators' partial sums and decode the total (float64, host)."""
+        ring = self.ring
+        if not (ring.is_pow2 and ring.bits == 64) or self.device != "cpu":
+            return self.fixed.decode(ring.sum_shares(parts))
+        total = parts[0].copy()
+        for p in parts[1:]:
+            np.add(total, p, out=total)  # wrapping uint64 add = Z_2^64 addition
+        return total.view(np.int64) * (1.0 / self.fixed.scale)  # signed representative / 2^f
 
     def _owner_decrypt(self, blob: bytes) -> np.ndarray:
         ctx = self._owner_ctx
