@@ -157,10 +157,10 @@ def _beaver(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], key: tuple
     for i in range(n):
         if Ecached is not None:
             E = Ecached[i]
-            EA.append(R.add(E, A[i]))
+            EA.append(R.add(E, A[i]) if i else None)
         else:
             o = _sum_others(R, got[i], i, "e")
-            EA.append(R.add(xs[i], o))
+            EA.append(R.add(xs[i], o) if i else None)  # party 0 uses E and A_0 separately
             E = R.add(masked[i]["e"], o) if (i == 0 or amask is not None) else None
         if Fcached is not None:
             F = Fcached[i]
