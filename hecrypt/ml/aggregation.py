@@ -40,7 +40,8 @@ Numeric contract
       (3e-8) before the mean's rescaling.
     * ``ckks``: ``max_abs = 2^(bits(q_0) - scale_bits - 2)`` (2^18 for ``[60, 40, 40, 60]``
       at scale 2^40) and the approximate-arithmetic error of CKKS (fresh-encryption noise
-      divided by the scale, around 1e-7 at scale 2^40, times the number of sites).
+      divided by the scale: measured below 1e-6 for 10 sites x 10^6 values at N = 8192,
+      scale 2^40).
     * The result is ``float64``; with ``mean=True`` the sum is divided by the total weight
       of the sites actually counted.
 
@@ -57,8 +58,8 @@ Faults
     * Fewer than ``min_sites`` remaining sites (default 2: the "sum" of one site is its
       update) fails the round.
     * A mismatched shape or dtype, NaN/Inf, an out-of-range value, or a ciphertext under
-      another key or other parameters raises :class:`UpdateError` naming the site, before
-      anything is revealed.
+      another key or other parameters raises :class:`UpdateError` naming the site (shapes,
+      dtypes and, for in-memory updates, NaN/Inf are checked before anything is sent).
 
 Every message an aggregator (and the model owner) receives is recorded in
 :attr:`SecureAggregator.view` (metadata always; payloads when ``record_view=True``), so
@@ -76,7 +77,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..backend import backend_of, get_backend, is_device_array, resolve_device
-from ..errors import EncodingError, HecryptError, SerializationError
+from ..errors import HecryptError, SerializationError
 from ..ring import Ring, Stream, StreamFactory, ring_from_name
 
 __all__ = [

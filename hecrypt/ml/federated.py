@@ -18,7 +18,6 @@ unchanged and is recorded in the history with its reason.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
