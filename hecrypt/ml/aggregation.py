@@ -435,27 +435,6 @@ def _encode_fixed(xp: Any, x: Any, ring: Ring, mult: float, bound: float, site: 
     return xp.mod(v.astype(xp.int64), xp.int64(ring.q)).astype(xp.uint64)
 
 
-_PIECE_BYTES = 1 << 17  # 128 KiB: a whole number of 64-byte ChaCha20 blocks
-
-
-def _uniform(stream: Stream, ring: Ring, n: int) -> Any:
-    """``stream.uniform(ring, n)``, drawn on the CPU in 128 KiB pieces.
-
-    Each piece is a whole number of ChaCha20 blocks and every draw starts on a block
-    boundary, so the result is bit-identical to one ``uniform`` call (and to the GPU's);
-    small pieces keep the keystream buffers in cache, which is about 2x faster than one
-    large draw.  Z_q rings (16 keystream bytes per element) use one call.
-    """
-    per = ring.element_bytes if ring.is_pow2 else 0
-    if stream.device != "cpu" or not per or n * per <= _PIECE_BYTES:
-        return stream.uniform(ring, n)
-    step = _PIECE_BYTES // per
-    out = np.empty(n, ring.dtype)
-    for a in range(0, n, step):
-        out[a:a + step] = stream.uniform(ring, min(step, n - a))
-    return out
-
-
 class _SMPCClient(_Client):
     def __init__(self, agg: "SecureAggregator", site: str, index: int):
         super().__init__(agg, site)
@@ -492,9 +471,9 @@ class _SMPCClient(_Client):
             if j == self.full:
                 continue
             if a.compress_shares:
-                r = _uniform(Stream(self.seeds[j], chunk, device=a.device), a.ring, enc.size)
+                r = Stream(self.seeds[j], chunk, device=a.device).uniform(a.ring, enc.size)
             else:
-                r = _uniform(self.masks[j], a.ring, enc.size)
+                r = self.masks[j].uniform(a.ring, enc.size)
                 msgs.append((a.aggregator_names[j], "share", r, int(r.nbytes)))
             if a.ring.is_pow2:
                 xp.subtract(masked, r, out=masked)  # wrapping uint arithmetic = Z_2^k subtraction
@@ -515,7 +494,7 @@ class _SMPCNode(_Node):
             self.seeds[site] = payload
             return
         if kind == "seeded_chunk":  # expand the site's seed for this chunk
-            share = _uniform(Stream(self.seeds[site], chunk, device=self.agg.device), ring, n)
+            share = Stream(self.seeds[site], chunk, device=self.agg.device).uniform(ring, n)
         else:
             share = payload
         prev = self.acc.get(chunk)
