@@ -368,6 +368,9 @@ def _as_batched(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a.reshape((nb_,) + a.shape[-2:]))
 
 
+_ZEROS = memoryview(bytes(8 << 20))  # read-only zero plaintext for keystream generation
+
+
 class CPUBackend:
     """Kernels on numpy arrays.  Stateless; one instance is shared."""
 
@@ -519,10 +522,18 @@ class CPUBackend:
         """RFC 8439 ChaCha20 keystream blocks ``counter .. counter+nblocks-1`` as uint32 words.
 
         Uses the ``cryptography`` package (OpenSSL); the GPU kernel is checked against it.
+        The keystream is written straight into the returned array (``update_into`` over a
+        shared read-only zero buffer, in slices of at most 8 MiB): allocation, not the
+        cipher, dominated the naive ``update(bytes(n))`` (measured 0.8 -> 3.3 GB/s).
         """
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
         iv = int(counter).to_bytes(4, "little") + bytes(nonce)
         enc = Cipher(algorithms.ChaCha20(bytes(key), iv), mode=None).encryptor()
-        data = enc.update(bytes(64 * nblocks))
-        return np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)
+        n = 64 * int(nblocks)
+        out = np.empty(n + 64, np.uint8)  # update_into wants len(data) + block_size - 1 bytes
+        step = len(_ZEROS)
+        for i in range(0, n, step):
+            m = min(step, n - i)
+            enc.update_into(_ZEROS[:m], out[i:i + m + 63])
+        return out[:n].view("<u4").view(np.uint32)
