@@ -9,8 +9,9 @@
   benchmark suites ``hecrypt.benchmarks.<module>`` (modules with ``SUITE``, ``DESCRIPTION``,
   ``run(bench)``), prints the table and optionally writes the JSON records.
 
-The CLI is the top layer: it imports the library, never CuPy or Numba directly, and it
-imports a demo or suite module only when it is listed or run.
+The CLI is the top layer: it imports the library, never CuPy or Numba directly; demo and
+suite modules are imported only by the ``demo`` and ``bench`` commands (a suite module that
+fails to import is reported and skipped, so one broken suite does not hide the others).
 """
 
 from __future__ import annotations
