@@ -3,6 +3,8 @@ bounds, privacy of n-1 shares, mask reuse, communication accounting, CPU/GPU par
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from hecrypt.backend import cuda_status
 from hecrypt.errors import ConsumedError
 from hecrypt.smpc import SMPCContext, TrustedDealer
 from hecrypt.smpc import protocols as proto
+from hecrypt.smpc.provider import beaver_weights
 
 Q61 = (1 << 61) - 1
 
@@ -63,13 +66,43 @@ def test_dealer_material_satisfies_the_triple_relation(rng):
     sa, sb = (3, 4), (4, 5)
     mid = ctx.dealer.acquire(("matmul", sa, sb, None, None))
     mats = [p.take_material(mid, "matmul") for p in ctx.compute_parties]
-    A = R.sum_shares([m["a"] for m in mats])
+    weights = beaver_weights(R, 3)  # three parties in Z_2^64: (1, 1, -1), left mask weighted
+    assert weights == (1, 1, (1 << 64) - 1)
+    A = R.sum_shares([R.mul_public(m["a"], int(w)) for m, w in zip(mats, weights)])
     B = R.sum_shares([m["b"] for m in mats])
     W = R.sum_shares([m["w"] for m in mats])
     own = R.sum_shares([R.matmul(m["a"], m["b"]) for m in mats])
     assert np.array_equal(R.add(W, own), R.matmul(A, B))      # C = W + sum A_i B_i = A B
     # uniform-looking masks: not all equal, full 64-bit range in use
     assert A.max() > 2**62 and len(np.unique(A)) == A.size
+
+
+@pytest.mark.parametrize("ring,n,online", [("Z2_64", 2, 2), ("Z2_64", 3, 3), ("Z2_64", 4, 4),
+                                           (Q61, 2, 2), (Q61, 3, 3), (1000003, 4, 4)])
+def test_online_ring_matmuls_per_product(ring, n, online, rng, monkeypatch):
+    """Two parties in Z_2^64: party 0's two products run as one ring matmul (inner dimension
+    2K) and party 1 runs one: 2 calls, 3 products' worth.  Where units b_i with sum 1 exist
+    (odd n in Z_2^k, Z_q) every party runs exactly one product; otherwise party 0 runs two."""
+    from hecrypt.ring import Ring
+
+    small = ring == 1000003
+    ctx = _ctx(ring, 4 if small else 8, tuple(f"p{i}" for i in range(n)), truncation="dealer")
+    R = ctx.ring
+    w = beaver_weights(R, n)
+    assert (w is None) == (R.is_pow2 and n % 2 == 0)
+    if w is not None:
+        assert sum(w) % R.modulus == 1 and all(math.gcd(v, R.modulus if R.q else 2) == 1 for v in w)
+    A, B = rng.uniform(-1, 1, size=(4, 6)), rng.uniform(-1, 1, size=(6, 3))  # |A @ B| <= 6 fits Z_1000003
+    a, b = ctx.share(A), ctx.share(B)
+    ctx.dealer.precompute_matmul((4, 6), (6, 3))
+    calls = []
+    orig = Ring.matmul
+    monkeypatch.setattr(Ring, "matmul", lambda self, x, y: calls.append(x.shape[-1]) or orig(self, x, y))
+    c = a @ b
+    monkeypatch.setattr(Ring, "matmul", orig)
+    assert len(calls) == online
+    assert sum(calls) == 6 * (n + (w is None))  # inner dimensions: n products, +1 without weights
+    assert np.allclose(c.reveal(), A @ B, atol=0.3 if small else 0.05)
 
 
 def test_triples_are_single_use(rng):

@@ -14,7 +14,12 @@ with ``sum W_i = AB - sum_i A_i B_i`` (see :mod:`.provider`).  The parties open
 
 so ``sum Z_i = EF + EB + AF + AB = XY``.  For matrices this is ``n + 1`` ring matmuls per
 product online (3 for two parties) instead of the textbook ``2n`` (each party's
-``E B_i + A_i F``), plus ``n`` at the dealer.
+``E B_i + A_i F``), plus ``n`` at the dealer.  Where the ring has units ``b_i`` with
+``sum b_i = 1`` (odd ``n`` in Z_2^k; any ``n`` in Z_q, see
+:func:`~hecrypt.smpc.provider.beaver_weights`) and no operand reuses a mask, the left mask
+is weighted, ``A = sum b_i A_i``, and every party computes just
+``Z_i = (E + A_i)(b_i F + B_i) + W_i``: ``n`` products online.  (For two parties in
+Z_2^k no such units exist: ``b_0 + b_1`` of two odd numbers is even.)
 
 Truncation of a product ``z`` (scale ``2^(2f)``) by ``g`` bits:
 
@@ -38,6 +43,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Sequence
 
 from . import serialize as ser
+from .provider import beaver_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import SMPCContext
@@ -132,11 +138,38 @@ def _store_mask_open(ctx: "SMPCContext", ref: Any, opened: Sequence[Any]) -> Non
         p.mask(mid)["open"] = e.swapaxes(-1, -2) if transposed else e
 
 
+def _beaver_weighted(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], mats: list, kind: str,
+                     weights: Sequence[int]) -> list[Any]:
+    """One product per party: masks ``A = sum b_i A_i`` (``sum b_i = 1``), ``B = sum B_i``;
+    party i sets ``Z_i = (E + A_i)(b_i F + B_i) + W_i``, and the sum is
+    ``(sum b_i) EF + EB + AF + sum A_i B_i + W = XY``."""
+    R = ctx.ring
+    n = len(xs)
+    A = [m["a"] for m in mats]
+    B = [m["b"] for m in mats]
+    bA = [A[i] if w == 1 else R.mul_public(A[i], int(w)) for i, w in enumerate(weights)]
+    masked = [{"e": R.sub(xs[i], bA[i]), "f": R.sub(ys[i], B[i])} for i in range(n)]
+    got = exchange(ctx, masked, tag=kind)
+    op = R.matmul if kind == "matmul" else R.mul
+    out = []
+    for i, w in enumerate(weights):
+        E = R.add(masked[i]["e"], _sum_others(R, got[i], i, "e"))
+        F = R.add(masked[i]["f"], _sum_others(R, got[i], i, "f"))
+        left = R.add(E, A[i])
+        right = R.add(F if w == 1 else R.mul_public(F, int(w)), B[i])
+        out.append(R.add(op(left, right), mats[i]["w"]))
+    return out
+
+
 def _beaver(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], key: tuple, kind: str,
             amask: Any, bmask: Any) -> list[Any]:
     R = ctx.ring
     n = len(xs)
     mats = _material(ctx, key, kind)
+    if amask is None and bmask is None:
+        weights = beaver_weights(R, n)
+        if weights is not None:
+            return _beaver_weighted(ctx, xs, ys, mats, kind, weights)
     A = _mask_arrays(ctx, amask) if amask is not None else [m["a"] for m in mats]
     B = _mask_arrays(ctx, bmask) if bmask is not None else [m["b"] for m in mats]
     Ecached = _mask_open(ctx, amask, xs) if amask is not None else None

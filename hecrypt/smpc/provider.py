@@ -11,7 +11,9 @@ Kinds of material (``n`` compute parties, ``i`` a party, sums in the ring):
 ``mul`` / ``matmul`` (Beaver triples)
     uniform ``A_i``, ``B_i`` and ``W_i`` with ``sum W_i = A*B - sum_i A_i*B_i`` (``@`` for
     matmul), i.e. the cross terms ``sum_{i != j} A_i B_j``; the dealer computes it as
-    ``sum_i A_i (B - B_i)`` (``n`` products).  With ``C_i = W_i + A_i B_i`` this is an
+    ``sum_i A_i (B - B_i)`` (one ring matmul of inner dimension ``n K``).  Where
+    :func:`beaver_weights` exist (odd ``n`` in Z_2^k, Z_q) and no operand reuses a mask,
+    the left mask is ``A = sum b_i A_i`` and ``W = sum_i A_i (b_i B - B_i)``.  With ``C_i = W_i + A_i B_i`` this is an
     ordinary Beaver triple ``(A, B, C = AB)``; keeping ``A_i B_i`` out of the material lets
     the online phase fold it into one product per party (see :mod:`.protocols`).
 ``square``
@@ -41,7 +43,7 @@ from typing import Any, Callable, Sequence
 
 from ..ring import Ring, Stream, StreamFactory
 
-__all__ = ["Timing", "CryptoProvider", "TrustedDealer", "MaterialKey"]
+__all__ = ["Timing", "CryptoProvider", "TrustedDealer", "MaterialKey", "beaver_weights"]
 
 MaterialKey = tuple
 
@@ -69,6 +71,30 @@ class Timing:
 
     def __repr__(self) -> str:
         return f"Timing(online_s={self.online_s:.6f}, offline_s={self.offline_s:.6f})"
+
+
+def beaver_weights(ring: Ring, n: int) -> tuple[int, ...] | None:
+    """Integer weights ``b_i`` (invertible in the ring, ``sum b_i = 1``) that let ``n`` parties
+    form a Beaver product with one product each (see :mod:`.protocols`), or None.
+
+    The left mask is ``A = sum b_i A_i``; each ``b_i`` must be a unit so that ``b_i A_i`` is
+    uniform.  In Z_2^k units are odd, and a sum of ``n`` odd numbers is 1 only for odd ``n``:
+    ``(1, ..., 1, 2 - n)``.  In Z_q (odd q): ``(2, 1, ..., 1, -(n - 1))`` when ``n - 1`` is a
+    unit mod q.  Two parties in Z_2^k have no such weights (None)."""
+    import math
+
+    M = ring.modulus
+    if ring.is_pow2:
+        if n % 2 == 0:
+            return None
+        b = [1] * (n - 1) + [2 - n]
+    else:
+        if math.gcd(n - 1, ring.q) != 1:
+            return None
+        b = [2] + [1] * (n - 2) + [-(n - 1)]
+    if sum(b) % M != 1 % M:  # pragma: no cover - by construction
+        return None
+    return tuple(v % M for v in b)
 
 
 def _shape(s: Any) -> tuple[int, ...]:
@@ -233,7 +259,12 @@ class TrustedDealer(CryptoProvider):
                 amask, bmask = key[3], key[4]
             A = self._mask_shares(amask) if amask is not None else [uniform(i, "a", sa) for i in range(n)]
             B = self._mask_shares(bmask) if bmask is not None else [uniform(i, "b", sb) for i in range(n)]
-            if n == 2:
+            weights = beaver_weights(R, n) if (amask is None and bmask is None) else None
+            if weights is not None:
+                # weighted left mask A = sum b_i A_i: W = sum_i A_i (b_i B - B_i)
+                Bsum = R.sum_shares(B)
+                rest = [R.sub(Bsum if w == 1 else R.mul_public(Bsum, int(w)), B[i]) for i, w in enumerate(weights)]
+            elif n == 2:
                 rest = [B[1], B[0]]
             else:
                 Bsum = R.sum_shares(B)
