@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from hecrypt.benchmarks import smpc
 from hecrypt.benchmarks._harness import Bench
 

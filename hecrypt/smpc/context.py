@@ -11,9 +11,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..backend import get_backend, is_device_array, resolve_device
-from ..errors import ContextMismatchError, EncodingError, MissingShareError, RingMismatchError
+from ..errors import ContextMismatchError, MissingShareError, RingMismatchError
 from ..ring import DEFAULT_FRAC_BITS, FixedPoint, Ring, ring_from_name
-from . import protocols
 from . import serialize as ser
 from .communicator import Communicator, InProcessCommunicator
 from .party import Party
@@ -362,7 +361,3 @@ class SMPCContext:
         if len(fracs) > 1:
             raise ser.SerializationError("shares disagree on frac_bits")
         return self.from_shares(got, fracs.pop() if fracs else None)
-
-    def _check_encodable(self, arr: np.ndarray) -> None:
-        if not np.all(np.isfinite(arr)):
-            raise EncodingError("cannot encode NaN or Inf as fixed point")
