@@ -50,7 +50,8 @@ def _kernel_files() -> list[str]:
 
 
 def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "VIRTUAL_ENV"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "HECRYPT_")) and k != "VIRTUAL_ENV"}  # no overrides of kernel dirs
     env["HECRYPT_DEVICE"] = "cpu"
     return env
 
