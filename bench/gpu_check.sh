@@ -4,7 +4,7 @@
 # GPU-marked tests, then the quick benchmark table of every suite on CUDA.  Results (info,
 # JUnit XML, bench JSON, logs) go to $OUT when it is set.
 #   usage: bench/gpu_check.sh [SUITE...]       (default: all suites; `ring` adds `ring-tc` on CUDA)
-#   env:   PYTHON (default python3), OUT, TEST_TIMEOUT (s, default 240), BENCH_TIMEOUT (s, default 420)
+#   env:   PYTHON (default python3), OUT, TEST_TIMEOUT (s, default 180), BENCH_TIMEOUT (s, default 360)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -22,12 +22,12 @@ nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total,clocks.max.s
   || { echo "no usable CUDA device: stopping"; exit 2; }
 
 echo "== GPU tests (pytest -m gpu tests/)"
-timeout "${TEST_TIMEOUT:-240}" "$PY" -m pytest -q -m gpu tests/ -p no:cacheprovider --continue-on-collection-errors \
+timeout "${TEST_TIMEOUT:-180}" "$PY" -m pytest -q -m gpu tests/ -p no:cacheprovider --continue-on-collection-errors \
   -o addopts="-ra" ${OUT:+--junitxml "$OUT/gpu_tests.xml"} 2>&1 | tee "$(out gpu_tests.txt)"
 rc_tests=${PIPESTATUS[0]}
 
 echo "== quick benchmarks on cuda: ${*:-all suites}"
-timeout "${BENCH_TIMEOUT:-420}" "$PY" -m hecrypt.cli bench "$@" --quick --device cuda -v \
+timeout "${BENCH_TIMEOUT:-360}" "$PY" -m hecrypt.cli bench "$@" --quick --device cuda -v \
   ${OUT:+--json "$OUT/bench_quick.json"} 2>&1 | tee "$(out bench_quick.txt)"
 rc_bench=${PIPESTATUS[0]}
 
