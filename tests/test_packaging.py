@@ -123,3 +123,25 @@ def test_installed_wheel_finds_kernels_and_runs_info(wheel, tmp_path):
     d = json.loads(r.stdout)
     assert Path(d["file"]).resolve().is_relative_to(venv.resolve())  # the wheel, not the source tree
     assert d["add"] == [0, 2, 4, 6, 8, 10]
+
+
+def test_module_level_imports_are_core_dependencies():
+    """Every third-party module imported at module level by hecrypt is a core dependency
+    (optional ones: CuPy, matplotlib, scikit-learn ... must be imported inside functions)."""
+    import ast
+
+    core = {"numpy", "numba", "llvmlite", "cryptography", "tqdm"}  # llvmlite comes with numba
+    bad = []
+    for p in (ROOT / "hecrypt").rglob("*.py"):
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        for node in tree.body:  # module level only (not inside functions)
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for n in names:
+                top = n.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "hecrypt" and top not in core:
+                    bad.append(f"{p.relative_to(ROOT)}: import {n}")
+    assert not bad, "module-level imports of optional packages:\n" + "\n".join(bad)
