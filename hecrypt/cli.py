@@ -175,7 +175,7 @@ def info_dict(device: str | None = None) -> dict[str, Any]:
     }
     auto_dev, auto_why = explain_device("auto")
     d["auto_device"] = auto_dev
-    d["auto_reason"] = auto_why
+    d["auto_reason"] = auto_why.split(": ", 1)[1] if auto_why.startswith("auto (") else auto_why
     d["env"] = {ENV_VAR: os.environ.get(ENV_VAR)}
     try:
         dev, why = explain_device(device)
