@@ -32,10 +32,12 @@ Truncation of a product ``z`` (scale ``2^(2f)``) by ``g`` bits:
   ``r``, ``r_hi = floor(r/2^g)`` and ``t`` (see :mod:`.provider`), the parties open
   ``c = z + B + r`` (``B`` a public bias, a multiple of ``2^g`` near ``M/4``) and set
   ``result = floor(c/2^g) - r_hi + [c < h] t - B/2^g`` with ``h = ceil(M/2)``.  The term
-  ``[c < h] t`` removes the wrap of ``z + B + r`` modulo ``M`` exactly (it is ``w * (M - r)``
-  scaled, with ``w`` the wrap bit), so the result is ``floor(z / 2^g)`` up to a carry of the
-  low bits: within one unit, always, provided ``-B <= z < h - B`` (``|z| < M/4``).
-  ``c`` is ``z + B + r`` modulo ``M`` with ``r`` uniform: it reveals nothing.
+  ``[c < h] t`` removes the wrap of ``z + B + r`` modulo ``M`` (``w`` = the wrap bit; with
+  ``s = M - r``, ``z + B = c + s`` exactly when it wrapped, and ``t - r_hi = ceil(s/2^g)``),
+  so the result is ``floor(z / 2^g)`` or ``floor(z / 2^g) + 1``, the latter with probability
+  ``(z mod 2^g) / 2^g``: an unbiased stochastic rounding, within one unit, always, provided
+  ``-B <= z < h - B`` (``|z| < M/4``).  ``c`` is ``z + B + r`` modulo ``M`` with ``r``
+  uniform: it reveals nothing.
 """
 
 from __future__ import annotations

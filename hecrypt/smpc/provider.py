@@ -20,7 +20,7 @@ Kinds of material (``n`` compute parties, ``i`` a party, sums in the ring):
     ``A_i`` and ``W_i`` with ``sum W_i = A^2 - sum A_i^2``.
 ``trunc`` (shift ``g``)
     shares of a uniform ``r``, of ``r_hi = floor(r / 2^g)`` and of
-    ``t = [r >= h] * (floor((M - r) / 2^g) + r_hi)`` with ``h = ceil(M / 2)``.
+    ``t = [r >= h] * (ceil((M - r) / 2^g) + r_hi)`` with ``h = ceil(M / 2)``.
 ``mask``
     shares of a uniform ``A`` that stays fixed (``SharedTensor.reuse_mask``): later triples
     reference it instead of drawing a fresh ``A``.
@@ -298,9 +298,10 @@ class TrustedDealer(CryptoProvider):
             gg = dt(g)
             rhi = r >> gg
             h = (R.modulus + 1) // 2
-            # M - r: two's complement wrap for Z_2^k, q - r for Z_q (u = 0 whenever r = 0)
+            # s = M - r: two's complement wrap for Z_2^k, q - r for Z_q (only used where r >= h)
             s = (xp.zeros_like(r) - r) if R.is_pow2 else (dt(R.q) - r)
-            t = xp.where(r >= dt(h), (s >> gg) + rhi, dt(0)).astype(R.dtype)
+            s_ceil = (s >> gg) + ((s & dt((1 << g) - 1)) != 0).astype(R.dtype)  # ceil(s / 2^g)
+            t = xp.where(r >= dt(h), s_ceil + rhi, dt(0)).astype(R.dtype)
             correlated("rhi", tuple(shape), rhi.astype(R.dtype))
             correlated("t", tuple(shape), t)
         elif kind == "mask":
