@@ -434,3 +434,14 @@ def test_frames_and_bytes_transports_agree(parties, rng):
         ser.unpack(bad)
     with pytest.raises(SerializationError):
         ser.unpack(ser.Frame(fr.header, ()))
+
+
+def test_local_truncation_is_unbiased(rng):
+    """SecureML's floor(z_0 / 2^f) + ceil(z_1 / 2^f) is floor(z / 2^f) + 1 with probability
+    (z mod 2^f) / 2^f for uniform shares: no drift in long training runs."""
+    ctx = _ctx()
+    f = 16
+    z = rng.integers(-2**36, 2**36, size=40000, dtype=np.int64)
+    got = ctx.ring.to_signed(ctx.ring.sum_shares(proto.truncate_local(ctx, ctx.share_int(z)._shares(), f)))
+    assert set(np.unique(got - (z >> f)).tolist()) <= {0, 1}
+    assert abs((got - z / 2.0 ** f).mean()) < 0.02
