@@ -857,6 +857,8 @@ def test_emulated_int8_hook_registers_first(emulated, rng, monkeypatch):
     fake = types.SimpleNamespace(int8_matmul=lambda a, b, bits: calls.append(bits) or CPUBackend.matmul(a, b, 0, bits),
                                  int8_selfcheck=lambda backend: backend is be)
     monkeypatch.setitem(__import__("sys").modules, "hecrypt.backend.cuda_int8", fake)
+    # `from . import cuda_int8` prefers the package attribute once the real module was imported
+    monkeypatch.setattr(__import__("hecrypt.backend").backend, "cuda_int8", fake, raising=False)
     be._int8_state = None
     a, b = _rand_ring(rng, (130, 129), 0, np.uint64), _rand_ring(rng, (129, 131), 0, np.uint64)
     np.testing.assert_array_equal(be.matmul(a, b, 0, 64), CPUBackend.matmul(a, b, 0, 64))

@@ -187,8 +187,6 @@ def test_three_parties_and_input_party(rng):
     assert ((t.predict(XOR_X)[:, 0] > 0.5).astype(int) == XOR_Y[:, 0]).all()
 
 
-@pytest.mark.xfail(strict=False, reason="hecrypt.smpc dealer truncation rounds with a bias of about "
-                   "-1/4 unit (its wrap correction is M/2^g - 1 instead of M/2^g); reported")
 def test_dealer_truncation_matches_plaintext(rng):
     """The dealer-assisted truncation (any number of parties) must round without bias too: a
     bias of a fraction of 2^-f per step accumulates in W over the tutorial's 250 steps."""
