@@ -177,7 +177,8 @@ def test_callback_progress_and_session(rng, capsys):
 
 
 def test_three_parties_and_input_party(rng):
-    t = ReservoirTrainer(64, lr=4e-3, steps=60, parties=3, seed=_seed(rng), reveal_loss=True,
+    # 150 steps: the plaintext twin itself misses XOR for ~1.5% of reservoirs after only 60
+    t = ReservoirTrainer(64, lr=4e-3, steps=150, parties=3, seed=_seed(rng), reveal_loss=True,
                          data_owner="hospital", log_every=10)
     enc = t.fit(XOR_X, XOR_Y)
     plain = t.fit_plaintext(XOR_X, XOR_Y)
