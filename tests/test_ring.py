@@ -163,3 +163,14 @@ def test_ring_laws(args):
     eq(ring.mul(a, ring.add(b, c)), ring.add(ring.mul(a, b), ring.mul(a, c)))
     eq(ring.add(a, ring.neg(a)), ring.zeros(a.shape))
     eq(ring.sub(a, b), ring.add(a, ring.neg(b)))
+
+
+@pytest.mark.parametrize("ring", RINGS, ids=str)
+def test_zero_dimensional_operands_keep_their_shape(ring):
+    a = np.array(ring.modulus - 1, dtype=ring.dtype)
+    b = np.array(5, dtype=ring.dtype)
+    M = ring.modulus
+    for got, want in ((ring.add(a, b), (M - 1 + 5) % M), (ring.sub(b, a), (5 - (M - 1)) % M),
+                      (ring.mul(a, b), ((M - 1) * 5) % M), (ring.neg(b), (-5) % M),
+                      (ring.mul_public(a, -3), ((M - 1) * -3) % M), (ring.sum_shares([a, b, b]), (M - 1 + 10) % M)):
+        assert np.shape(got) == () and int(got) == want

@@ -182,7 +182,7 @@ def limb_plan(bits: int, q: int = 0) -> LimbPlan:
     else:
         width = 22
         maxabs = (q - 1) // 2
-        # as few limbs as the modulus needs: one for q < 2^23 (e.g. 501337), three for 62 bits
+        # as few limbs as the modulus needs: one for q < 2^22 (e.g. 501337), three for 62 bits
         nlimbs = max(1, -(-(maxabs.bit_length() + 1) // width))
         ndiag = 2 * nlimbs - 1
     half = 1 << (width - 1)
@@ -423,9 +423,11 @@ class CPUBackend:
     @staticmethod
     def add(a, b, q: int = 0):
         if q == 0:
-            return a + b
-        s = a + b
-        return np.where(s >= np.uint64(q), s - np.uint64(q), s)
+            return np.add(a, b)
+        s = np.atleast_1d(np.add(a, b))  # < 2^63: no wrap
+        qq = np.uint64(q)
+        np.subtract(s, qq, out=s, where=s >= qq)
+        return s.reshape(np.broadcast_shapes(np.shape(a), np.shape(b)))
 
     @staticmethod
     def sub(a, b, q: int = 0):
@@ -445,8 +447,8 @@ class CPUBackend:
         if q == 0:
             return a * b
         a, b = np.broadcast_arrays(a, b)
-        a = np.ascontiguousarray(a, dtype=np.uint64)
-        b = np.ascontiguousarray(b, dtype=np.uint64)
+        a = np.asarray(a, dtype=np.uint64, order="C")  # keeps 0-d shapes (ascontiguousarray does not)
+        b = np.asarray(b, dtype=np.uint64, order="C")
         out = np.empty(a.shape, np.uint64)
         qq, mu, k = barrett(q)
         _mulmod_flat(a.reshape(-1), b.reshape(-1), out.reshape(-1), np.uint64(qq), np.uint64(mu), np.uint64(k))
@@ -454,11 +456,19 @@ class CPUBackend:
 
     @classmethod
     def nsum(cls, arrays, q: int = 0):
+        """Sum of same-shape arrays, accumulated in place in one output buffer."""
         arrays = list(arrays)
-        out = arrays[0].copy()
-        for x in arrays[1:]:
-            out = cls.add(out, x, q)
-        return out
+        shape = np.shape(arrays[0])
+        qq = np.uint64(q)
+        if len(arrays) == 1:
+            return np.array(arrays[0], copy=True)
+        out = np.atleast_1d(np.add(arrays[0], arrays[1]))
+        for x in arrays[2:] if not q else [None, *arrays[2:]]:
+            if x is not None:
+                np.add(out, np.reshape(x, out.shape), out=out)
+            if q:
+                np.subtract(out, qq, out=out, where=out >= qq)
+        return out.reshape(shape)
 
     @staticmethod
     def sum(a, axis=None, q: int = 0):
@@ -491,8 +501,8 @@ class CPUBackend:
     def reduce_u128(lo, hi, q: int):
         """(lo + hi * 2^64) mod q elementwise; bias of a uniform 128-bit input < q/2^128."""
         qq, mu, k = barrett(q)
-        lo = np.ascontiguousarray(lo, np.uint64)
-        hi = np.ascontiguousarray(hi, np.uint64)
+        lo = np.asarray(lo, np.uint64, order="C")
+        hi = np.asarray(hi, np.uint64, order="C")
         out = np.empty(lo.shape, np.uint64)
         _reduce_u128_flat(lo.reshape(-1), hi.reshape(-1), out.reshape(-1), np.uint64(qq), np.uint64(mu),
                           np.uint64(k), np.uint64(two64_mod(q)))
