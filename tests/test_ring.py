@@ -167,10 +167,11 @@ def test_ring_laws(args):
 
 @pytest.mark.parametrize("ring", RINGS, ids=str)
 def test_zero_dimensional_operands_keep_their_shape(ring):
-    a = np.array(ring.modulus - 1, dtype=ring.dtype)
-    b = np.array(5, dtype=ring.dtype)
     M = ring.modulus
-    for got, want in ((ring.add(a, b), (M - 1 + 5) % M), (ring.sub(b, a), (5 - (M - 1)) % M),
-                      (ring.mul(a, b), ((M - 1) * 5) % M), (ring.neg(b), (-5) % M),
-                      (ring.mul_public(a, -3), ((M - 1) * -3) % M), (ring.sum_shares([a, b, b]), (M - 1 + 10) % M)):
+    c = 5 % M
+    a = np.array(M - 1, dtype=ring.dtype)
+    b = np.array(c, dtype=ring.dtype)
+    for got, want in ((ring.add(a, b), (M - 1 + c) % M), (ring.sub(b, a), (c - (M - 1)) % M),
+                      (ring.mul(a, b), ((M - 1) * c) % M), (ring.neg(b), (-c) % M),
+                      (ring.mul_public(a, -3), ((M - 1) * -3) % M), (ring.sum_shares([a, b, b]), (M - 1 + 2 * c) % M)):
         assert np.shape(got) == () and int(got) == want
