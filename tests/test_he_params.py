@@ -31,7 +31,7 @@ def test_presets_are_valid_and_within_the_standard(name):
 
 
 def test_standard_table_values():
-    assert HE_STANDARD_128 == {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881, 65536: 1761}
+    assert HE_STANDARD_128 == {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881, 65536: 1747}
 
 
 @pytest.mark.parametrize("n,bits", [(8192, [60, 40, 40, 40, 40]), (4096, [40, 40, 30]), (16384, [60] * 7 + [60]),
@@ -45,6 +45,27 @@ def test_beyond_the_table_is_refused(n, bits):
 
 def test_boundary_is_accepted():
     CKKSParameters(8192, [60, 40, 40, 38, 40], 40)  # exactly 218 bits
+
+
+_AT_LIMIT = {2048: [27, 27], 4096: [39, 31, 39], 8192: [60, 40, 40, 38, 40], 16384: [60] * 6 + [40, 38],
+             32768: [60] * 14 + [41], 65536: [60] * 28 + [40, 27]}
+
+
+@pytest.mark.parametrize("n", sorted(HE_STANDARD_128))
+def test_every_table_boundary(n):
+    """log2(QP) == limit is accepted and limit + 1 refused (the opt-out lifts it), for every N."""
+    limit = HE_STANDARD_128[n]
+    if n not in _AT_LIMIT:  # N = 1024: two primes of >= 17 bits already exceed 27 bits
+        with pytest.raises(SecurityError):
+            CKKSParameters(n, [17, 17], 16)
+        return
+    bits = _AT_LIMIT[n]
+    over = bits[:-1] + [bits[-1] + 1]
+    assert sum(bits) == limit and sum(over) == limit + 1
+    assert CKKSParameters(n, bits, 16).security == 128
+    with pytest.raises(SecurityError, match="security=None"):
+        CKKSParameters(n, over, 16)
+    assert CKKSParameters(n, over, 16, security=None).security is None
 
 
 @pytest.mark.parametrize("kwargs,exc", [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 
 import numpy as np
@@ -92,6 +93,13 @@ def test_malformed_input(ctx, rng):
         "level": blob[:8] + bytes([7]) + blob[9:],
         "flags": blob[:7] + bytes([0x80]) + blob[8:],
         "scale": blob[:16] + struct.pack("<d", float("nan")) + blob[24:],
+        "scale<1": blob[:16] + struct.pack("<d", 0.5) + blob[24:],
+        "lower level": blob[:8] + bytes([blob[8] - 1]) + blob[9:],
+        "log2 N": blob[:9] + bytes([blob[9] + 1]) + blob[10:],
+        "kind": blob[:6] + bytes([5]) + blob[7:],
+        "count": blob[:12] + struct.pack("<I", 2) + blob[16:],
+        "seeded flag": blob[:7] + bytes([1]) + blob[8:],
+        "empty": b"",
     }
     for name, b in bad.items():
         with pytest.raises(SerializationError):
@@ -103,6 +111,17 @@ def test_malformed_input(ctx, rng):
         ctx.ciphertext_from_bytes(bytes(corrupt))
     with pytest.raises(TypeError):
         ctx.ciphertext_from_bytes("not bytes")
+
+
+def test_forged_batch_count_is_refused_before_allocating(ctx, rng):
+    """A header claiming 2^32-1 rows must give a SerializationError, not a huge allocation."""
+    blob = ctx.encrypt_batch(rng.uniform(-1, 1, (2, 8))).to_bytes()
+    for count in (0, 3, 0xFFFFFFFF):
+        with pytest.raises(SerializationError):
+            ctx.batch_from_bytes(blob[:12] + struct.pack("<I", count) + blob[16:])
+    sblob = ctx.encrypt_batch(rng.uniform(-1, 1, (2, 8)), symmetric=True).to_bytes()
+    with pytest.raises(SerializationError, match="truncated"):
+        ctx.batch_from_bytes(sblob[:12] + struct.pack("<I", 0xFFFFFFFF) + sblob[16:])
 
 
 def test_public_context_roundtrip(ctx, rng):
@@ -126,3 +145,8 @@ def test_public_context_roundtrip(ctx, rng):
         CKKSContext.from_bytes(blob[:-5])
     with pytest.raises(SerializationError):
         CKKSContext.from_bytes(b"HECT" + blob[4:])
+    # well-formed checksum over a bad field: unknown flags, a truncated key
+    body = blob[:-32]
+    for forged in (body[:6] + struct.pack("<H", 0x8001) + body[8:], body[:-8]):
+        with pytest.raises(SerializationError):
+            CKKSContext.from_bytes(forged + hashlib.sha256(forged).digest())

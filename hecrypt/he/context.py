@@ -232,10 +232,13 @@ class CKKSContext:
     def decrypt(self, ct: Ciphertext, *, complex: bool = False, flood_bits: float | None = None) -> np.ndarray:
         """Decrypt to a numpy array of ``slots`` values (float64, or complex128 if asked).
 
-        ``flood_bits``: add fresh discrete-Gaussian noise of standard deviation
-        ``2^flood_bits`` to every coefficient before decoding (noise flooding, against the
+        ``flood_bits`` (in ``[0, 60]``): add fresh noise to every coefficient before decoding,
+        a Gaussian of standard deviation ``2^flood_bits`` rounded to integers (Box-Muller on
+        53-bit uniforms from the CSPRNG; tails cut at about 8.5 sigma; for ``flood_bits``
+        above ~45 the lowest bits of each sample are zero) -- noise flooding, against the
         IND-CPA-D key-recovery attack of Li and Micciancio when the result is given to
-        others; see docs/he.md).  The slot error grows to ``~2^flood_bits * sqrt(N) / scale``.
+        others; see docs/he.md.  The real slot error grows to
+        ``~2^flood_bits * sqrt(N/2) / scale``.
         """
         if not isinstance(ct, Ciphertext):
             raise TypeError(f"decrypt takes a Ciphertext (use decrypt_batch for batches), got {type(ct).__name__}")
@@ -290,8 +293,8 @@ class CKKSContext:
         return math.log2(err) if err > 0 else 0.0
 
     def _flood(self, shape, bits: float) -> Any:
-        """Rounded Gaussian of standard deviation ``2^bits`` from the CSPRNG (Box-Muller on
-        53-bit uniforms)."""
+        """Rounded (continuous) Gaussian of standard deviation ``2^bits`` from the CSPRNG
+        (Box-Muller on 53-bit uniforms): float64 integers, ``|z| <= sqrt(106 ln 2) * 2^bits``."""
         if not 0 <= bits <= 60:
             raise ValueError("flood_bits must be in [0, 60]")
         xp = self._ev.xp

@@ -45,7 +45,9 @@ __all__ = [
 ]
 
 #: max log2(QP) for 128-bit classical security, uniform ternary secret, sigma 3.2
-#: (HomomorphicEncryption.org Security Standard, Table 1 "ternary").
+#: (HomomorphicEncryption.org Security Standard v1.1, Table 1 "ternary", N = 1024..32768;
+#: the N = 65536 entry, which the standard does not list, is OpenFHE's extension of the
+#: same table, ``HEStd_ternary`` / ``HEStd_128_classic``).
 HE_STANDARD_128 = {
     1024: 27,
     2048: 54,
@@ -53,7 +55,7 @@ HE_STANDARD_128 = {
     8192: 218,
     16384: 438,
     32768: 881,
-    65536: 1761,
+    65536: 1747,
 }
 
 MIN_PRIME_BITS = 17

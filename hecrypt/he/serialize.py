@@ -126,7 +126,11 @@ def _pack_limbs(arr: np.ndarray, moduli) -> bytes:
 
 def _unpack_limbs(view: memoryview, pos: int, lead: tuple, moduli, N: int, what: str) -> tuple[np.ndarray, int]:
     L = len(moduli)
-    count = int(np.prod(lead, dtype=np.int64)) * N
+    count = int(np.prod([int(x) for x in lead], dtype=object)) * N
+    need = sum(_packed_size(count, int(q).bit_length()) for q in moduli)
+    if pos + need > len(view):  # checked before allocating: a forged count cannot exhaust memory
+        raise SerializationError(f"truncated {what}: {need} bytes of residues expected, "
+                                 f"{max(len(view) - pos, 0)} present")
     out = np.empty(lead + (L, N), np.uint64)
     for i, q in enumerate(moduli):
         b = int(q).bit_length()
@@ -268,6 +272,8 @@ def load_public_context(cls, blob: bytes, device: str | None):
         raise SerializationError("not a hecrypt CKKS public context (bad magic)")
     if ver != VERSION:
         raise SerializationError(f"unsupported context format version {ver}")
+    if flags & ~1:
+        raise SerializationError(f"unknown CKKS context flags {flags:#x}")
     if hashlib.sha256(view[:-32]).digest() != bytes(view[-32:]):
         raise SerializationError("CKKS context checksum mismatch (truncated or corrupted)")
     view = view[:-32]
