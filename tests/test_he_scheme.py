@@ -243,6 +243,38 @@ def test_batch_operations(small, rng):
         ctx.decrypt(bx)
 
 
+def test_batch_rotations_sums_dots_and_alignment(small, rng):
+    """The batch type supports conjugate, sum_slots, dot, square, rescale, mod_switch and the
+    same level/scale alignment rules as a single ciphertext."""
+    ctx = small
+    ctx.generate_galois_keys(conjugate=True)
+    pub = ctx.public_context()
+    X, Y = rng.uniform(-1, 1, (2, 3, ctx.slots))
+    v = rng.uniform(-1, 1, ctx.slots)
+    bx, by = pub.encrypt_batch(X), pub.encrypt_batch(Y)
+    bz = pub.encrypt_batch(X + 1j * Y)
+    assert np.abs(ctx.decrypt_batch(pub.conjugate(bz), complex=True) - (X - 1j * Y)).max() < 1e-4
+    assert np.abs(ctx.decrypt_batch(bx.sum_slots()) - X.sum(axis=1)[:, None]).max() < 1e-3
+    assert np.abs(ctx.decrypt_batch(bx.dot(by)) - (X * Y).sum(axis=1)[:, None]).max() < 1e-3
+    assert np.abs(ctx.decrypt_batch(pub.dot(bx, v)) - (X @ v)[:, None]).max() < 1e-3
+    assert np.abs(ctx.decrypt_batch(bx.square()) - X * X).max() < 1e-4
+    m = bx.multiply(by, rescale=False)
+    assert m.level == bx.level and np.abs(ctx.decrypt_batch(m.rescale()) - X * Y).max() < 1e-4
+    low = bx.mod_switch_to(0)
+    assert low.level == 0 and np.abs(ctx.decrypt_batch(low) - X).max() < 1e-4
+    p = bx * by
+    s = p + bx  # scale adjusted across levels, as for a Ciphertext
+    assert s.level == p.level and np.abs(ctx.decrypt_batch(s) - (X * Y + X)).max() < 1e-4
+    with pytest.raises(ValueError, match="scale mismatch"):
+        p + pub.encrypt_batch(X, level=p.level, scale=2.0 ** 30)
+    with pytest.raises(ValueError, match="level-0"):
+        low * low
+    with pytest.raises(ValueError, match="rows"):
+        bx * rng.uniform(-1, 1, (2, ctx.slots))
+    with pytest.raises(TypeError):
+        ctx.encrypt(X[0]) + bx  # Ciphertext OP batch: write batch OP ciphertext
+
+
 def test_batch_matches_single_ciphertexts(small, rng):
     """A batch row and a Ciphertext encrypting the same vector decrypt alike."""
     X = rng.uniform(-1, 1, (3, 50))
