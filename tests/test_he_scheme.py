@@ -135,6 +135,22 @@ def test_scale_adjustment_and_mismatch(small, rng):
     assert np.abs(small.decrypt(fixed) - (x * x + y)).max() < 1e-4
 
 
+def test_scale_out_of_bounds_is_refused(small, rng):
+    """A scale at or above the level's modulus would wrap the message: clear ValueError."""
+    x = rng.uniform(-1, 1, small.slots)
+    q0_bits = math.log2(small.params.primes[0])  # 50 bits
+    low = small.encrypt(x, level=0)
+    with pytest.raises(ValueError, match="out of bounds"):
+        low.multiply(low, rescale=False)  # scale 2^60 > q0
+    with pytest.raises(ValueError, match="out of bounds"):
+        small.encrypt(x, level=0, scale=2.0 ** math.ceil(q0_bits))
+    m = small.encrypt(x).multiply(small.encrypt(x), rescale=False)  # 2^60 at level 3: fine
+    with pytest.raises(ValueError, match="out of bounds"):
+        m.mod_switch_to(0)
+    ok = small.encrypt(x, level=0, scale=2.0 ** (math.floor(q0_bits) - 2))
+    assert np.abs(small.decrypt(ok) - x).max() < 1e-6
+
+
 def test_rotation_conjugation_sum_dot(small, rng):
     ctx = small
     x = rng.uniform(-1, 1, ctx.slots)

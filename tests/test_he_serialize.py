@@ -94,6 +94,7 @@ def test_malformed_input(ctx, rng):
         "flags": blob[:7] + bytes([0x80]) + blob[8:],
         "scale": blob[:16] + struct.pack("<d", float("nan")) + blob[24:],
         "scale<1": blob[:16] + struct.pack("<d", 0.5) + blob[24:],
+        "scale>Q": blob[:16] + struct.pack("<d", 2.0 ** 200) + blob[24:],
         "lower level": blob[:8] + bytes([blob[8] - 1]) + blob[9:],
         "log2 N": blob[:9] + bytes([blob[9] + 1]) + blob[10:],
         "kind": blob[:6] + bytes([5]) + blob[7:],

@@ -20,7 +20,9 @@ their level (see :mod:`hecrypt.he.evaluator`), so ``x*y + 0.5*x`` just works; wh
 differ and the levels differ (``x*y + z`` with ``z`` fresh at the top level), the
 higher-level operand is multiplied by ``round(target * q / scale)`` and rescaled instead of
 having its prime dropped, which matches the scales to ``~2^-40``; at equal levels a mismatch
-(a user-chosen scale) is a ``ValueError`` that says how to fix it.  Nothing decrypts implicitly: ``np.asarray(ct)``, ``bool(ct)`` and pickling
+(a user-chosen scale) is a ``ValueError`` that says how to fix it.  A result whose scale
+reaches the level's modulus (``log2(scale) >= log2(q_0 ... q_l)``) is refused with a
+``ValueError`` instead of wrapping silently.  Nothing decrypts implicitly: ``np.asarray(ct)``, ``bool(ct)`` and pickling
 raise ``TypeError``.
 """
 
@@ -115,6 +117,7 @@ class _CipherBase:
 
     # -- plumbing ----------------------------------------------------------------------
     def _new(self, data: Any, level: int, scale: float):
+        self._ev.check_scale_fits(scale, level)  # results never silently wrap modulo Q
         return type(self)(self._ev, data, level, scale)
 
     def copy(self):

@@ -111,7 +111,23 @@ class Evaluator:
         scale = float(scale)
         if not (scale >= 1.0 and math.isfinite(scale)):
             raise ValueError(f"scale must be a finite number >= 1, got {scale}")
+        if level is not None:
+            self.check_scale_fits(scale, level)
         return scale
+
+    def level_bits(self, level: int) -> float:
+        """``log2`` of the level-``l`` ciphertext modulus ``q_0 ... q_l``."""
+        return sum(math.log2(q) for q in self.params.primes[: level + 1])
+
+    def check_scale_fits(self, scale: float, level: int) -> None:
+        """``ValueError`` unless ``log2(scale) < log2(q_0 ... q_l)`` (SEAL's bound): a larger
+        scale leaves no room for the message, which would wrap modulo ``Q`` and decrypt to
+        garbage without any error."""
+        if math.log2(scale) >= self.level_bits(level):
+            raise ValueError(
+                f"scale 2^{math.log2(scale):.2f} is out of bounds at level {level} (ciphertext modulus "
+                f"2^{self.level_bits(level):.2f}): rescale first, multiply at a higher level, or use a "
+                f"smaller scale")
 
     # -- encoding ----------------------------------------------------------------------
     def encode(self, values: Any, level: int, scale: float) -> Any:

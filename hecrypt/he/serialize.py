@@ -204,8 +204,8 @@ def load_ciphertext(ctx, blob: bytes, batch: bool):
         raise SerializationError(f"level {level} exceeds the parameters' maximum {ev.L}")
     if flags & ~_SEEDED:
         raise SerializationError(f"unknown flags {flags:#x}")
-    if not (math.isfinite(scale) and scale >= 1.0):
-        raise SerializationError(f"invalid scale {scale}")
+    if not (math.isfinite(scale) and scale >= 1.0) or math.log2(scale) >= ev.level_bits(level):
+        raise SerializationError(f"invalid scale {scale} for a level-{level} ciphertext")
     if count < 1 or (not batch and count != 1):
         raise SerializationError(f"invalid ciphertext count {count}")
     pos = _CT_HEAD.size
