@@ -257,6 +257,22 @@ def _loadavg() -> list[float] | None:
         return None
 
 
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """Make SIGTERM (e.g. from ``timeout``) stop a benchmark run like Ctrl-C, so that the rows
+    measured so far are still printed and written.  Returns the function that restores the
+    previous handler (a no-op where handlers cannot be set, e.g. outside the main thread)."""
+    import signal
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, on_term)
+    except (ValueError, AttributeError, OSError):  # not the main thread / no SIGTERM here
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, old)
+
+
 def _dump_json(obj: Any, path: str) -> None:
     text = json.dumps(obj, indent=2, default=str)
     if path == "-":
@@ -416,30 +432,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     errors: list[dict[str, str]] = []
     timings: dict[str, float] = {}
     load_start = _loadavg()
-    for name in chosen:
-        bench = Bench(device=device, quick=args.quick, suite=name, log=progress)
-        t0 = time.perf_counter()
-        try:
-            suites[name].run(bench)
-        except KeyboardInterrupt:
-            errors.append({"suite": name, "error": "interrupted"})
-            rows.extend(bench.rows)
-            break
-        except Exception as exc:  # noqa: BLE001 - report it and go on with the next suite
-            errors.append({"suite": name, "error": f"{type(exc).__name__}: {exc}"})
-            progress(f"!! suite {name} failed: {type(exc).__name__}: {exc}")
-            if args.verbose:
-                traceback.print_exc(file=sys.stderr)
-        timings[name] = round(time.perf_counter() - t0, 3)
-        rows.extend(bench.rows)
-    print(format_table(rows), file=table_out, flush=True)
-    if args.json:
-        meta = info_dict(device)
+    meta: dict[str, Any] | None = None
+
+    def write_json(done: bool) -> None:
+        nonlocal meta
+        if meta is None:
+            meta = info_dict(device)
         _dump_json({
             "hecrypt": __version__,
             "device": device,
             "quick": bool(args.quick),
             "suites": chosen,
+            "complete": done,
             "suite_seconds": timings,
             "errors": errors,
             "machine": {k: meta.get(k) for k in ("python", "platform", "cpu_count", "numpy", "numba",
@@ -447,6 +451,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "loadavg": {"start": load_start, "end": _loadavg()},
             "records": rows,
         }, args.json)
+
+    restore_sigterm = _sigterm_as_interrupt()
+    try:
+        for name in chosen:
+            bench = Bench(device=device, quick=args.quick, suite=name, log=progress)
+            t0 = time.perf_counter()
+            try:
+                suites[name].run(bench)
+            except KeyboardInterrupt:
+                errors.append({"suite": name, "error": "interrupted"})
+                rows.extend(bench.rows)
+                break
+            except Exception as exc:  # noqa: BLE001 - report it and go on with the next suite
+                errors.append({"suite": name, "error": f"{type(exc).__name__}: {exc}"})
+                progress(f"!! suite {name} failed: {type(exc).__name__}: {exc}")
+                if args.verbose:
+                    traceback.print_exc(file=sys.stderr)
+            timings[name] = round(time.perf_counter() - t0, 3)
+            rows.extend(bench.rows)
+            if args.json and args.json != "-":  # a run stopped later (time limit) keeps what finished
+                write_json(False)
+    except KeyboardInterrupt:  # between two suites
+        errors.append({"suite": "-", "error": "interrupted"})
+    finally:
+        restore_sigterm()
+    print(format_table(rows), file=table_out, flush=True)
+    if args.json:
+        write_json(not any(e["error"] == "interrupted" for e in errors))
     if errors:
         print(f"hecrypt bench: {len(errors)} suite(s) failed: {', '.join(e['suite'] for e in errors)}",
               file=sys.stderr)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,6 +214,59 @@ def test_bench_failing_suite_reported_others_run(fake_suites, tmp_path, capsys):
     assert "zz-bad" in capsys.readouterr().err
 
 
+def test_bench_sigterm_keeps_measured_rows(tmp_path):
+    """`timeout` stopping a run (SIGTERM) still prints the table and writes the JSON: the
+    suites that finished, the rows of the interrupted one, ``complete: false``."""
+    d = tmp_path / "pkg"
+    d.mkdir()
+    (d / "zz_first.py").write_text(textwrap.dedent("""
+        SUITE = "zz-first"
+        DESCRIPTION = "finishes"
+        def run(bench):
+            bench.record("zz first row", 1e-3, "base", 2e-3)
+    """))
+    (d / "zz_hang.py").write_text(textwrap.dedent("""
+        import os, signal, time
+        SUITE = "zz-hang"
+        DESCRIPTION = "one row, then waits until it is killed"
+        def run(bench):
+            bench.record("zz row before the kill", 1e-3)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+            bench.record("zz never reached", 1e-3)
+    """))
+    path = tmp_path / "b.json"
+    code = textwrap.dedent(f"""
+        import sys, hecrypt.benchmarks
+        from hecrypt import cli
+        hecrypt.benchmarks.__path__.append({str(d)!r})
+        sys.exit(cli.main(["bench", "zz-first", "zz-hang", "--device", "cpu", "--json", {str(path)!r}]))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=25)
+    assert r.returncode == 1, r.stderr
+    assert "zz row before the kill" in r.stdout and "zz never reached" not in r.stdout
+    out = json.loads(path.read_text())
+    assert out["complete"] is False
+    assert [row["case"] for row in out["records"]] == ["zz first row", "zz row before the kill"]
+    assert out["errors"] == [{"suite": "zz-hang", "error": "interrupted"}]
+
+
+def test_bench_json_written_after_each_suite(fake_suites, tmp_path, monkeypatch):
+    path = tmp_path / "b.json"
+    seen = []
+    real = cli._dump_json
+
+    def spy(obj, p):
+        seen.append((obj["complete"], [r["case"] for r in obj["records"]]))
+        real(obj, p)
+
+    monkeypatch.setattr(cli, "_dump_json", spy)
+    assert cli.main(["bench", "zz-ok", "zz-bad", "--quick", "--device", "cpu", "--json", str(path)]) == 1
+    assert seen[0] == (False, ["zz sum n=1000"])
+    assert seen[-1] == (True, ["zz sum n=1000", "zz before failure"])
+    assert json.loads(path.read_text())["complete"] is True
+
+
 def test_bench_unknown_suite_and_unusable_device(fake_suites, capsys):
     assert cli.main(["bench", "zz-nope"]) == 2
     assert "unknown suite" in capsys.readouterr().err
@@ -257,3 +311,33 @@ def test_ring_suite_cases_small(rng, tmp_path, monkeypatch):
             assert r["exact"] is True
     assert sum(1 for r in bench.rows if r.get("exact")) == 4
     assert ring_suite.SUITE == "ring" and ring_suite.DESCRIPTION
+
+
+# --------------------------------------------------------------------------------------
+# bench/gpu_check.sh (the GPU machine's script) on a machine without a GPU
+# --------------------------------------------------------------------------------------
+GPU_CHECK = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.sh"
+
+
+def test_gpu_check_script_parses():
+    r = subprocess.run(["bash", "-n", str(GPU_CHECK)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.skipif(not NO_GPU, reason="checks the no-GPU exit; a GPU machine runs the whole script instead")
+def test_gpu_check_without_gpu_stops_cleanly(tmp_path):
+    """Runs from a copy-free source tree with no `hecrypt` console script on the PATH (only
+    python3 and the system tools): reports the device, writes info.json, exits 2."""
+    binp = tmp_path / "bin"
+    binp.mkdir()
+    (binp / "python3").symlink_to(sys.executable)
+    out = tmp_path / "out"
+    env = {"PATH": f"{binp}:/usr/bin:/bin", "OUT": str(out), "HOME": str(tmp_path),
+           "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    r = subprocess.run(["bash", str(GPU_CHECK)], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "no usable CUDA device" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_check.log", "info.json"]
+    info = json.loads((out / "info.json").read_text())
+    assert info["cuda"]["usable"] is False and info["hecrypt"] == hecrypt.__version__
+    assert "no usable CUDA device" in (out / "gpu_check.log").read_text()

@@ -103,3 +103,28 @@ def test_readme_python_runs(monkeypatch, capsys):
     monkeypatch.setenv("HECRYPT_DEVICE", "cpu")
     for block in _blocks(ROOT / "README.md", ("python",)):
         exec(compile(block, "README.md", "exec"), {"__name__": "__readme__"})
+
+
+def test_architecture_numeric_contracts_match_the_code():
+    """The exactness limits docs/architecture.md states are the ones the code uses."""
+    from hecrypt.backend import cpu
+    from hecrypt.backend.cuda import LIMB_MIN_WORK
+    from hecrypt.backend.int8_limbs import int8_plan
+
+    text = " ".join((ROOT / "docs" / "architecture.md").read_text(encoding="utf-8").split())
+
+    def n(x: int) -> str:
+        return f"{x:,}"
+
+    assert cpu.KARATSUBA64_KMAX == 1024 and "K <= 1024 (`KARATSUBA64_KMAX`)" in text
+    assert "22/20/22 bits" in text and "5 GEMMs" in text
+    assert f"K <= {n(cpu.limb_plan(32).kmax)}" in text
+    assert f"{n(cpu.limb_plan(64, 501337).kmax)} for q = 501337" in text
+    assert cpu.limb_plan(64, (1 << 62) - 57).kmax == 1024 and "3 limbs: 1,024" in text
+    p64, p32 = int8_plan(64), int8_plan(32)
+    assert (p64.diagonals[0].k_exact, p64.diagonals[-1].k_exact) == (131071, 16383)
+    assert f"({n(p64.diagonals[0].k_exact)} ... {n(p64.diagonals[-1].k_exact)})" in text
+    assert (p64.products, p32.products) == (36, 10) and "36 int8 products" in text and "(10 for Z_2^32)" in text
+    assert f"chunks K at {n(p64.k_chunk(True))}" in text and p32.k_chunk(True) is None
+    assert f"(chunks of {n(p64.k_chunk(False))} / {n(p32.k_chunk(False))})" in text
+    assert LIMB_MIN_WORK == 1 << 21 and "batch * M * N * K < 2^21" in text

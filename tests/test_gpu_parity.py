@@ -193,12 +193,50 @@ def test_matmul_path_report(gpu):
 # --------------------------------------------------------------------------------------
 # ChaCha20 and ring-level integration
 # --------------------------------------------------------------------------------------
+def _chacha20_numpy(key: bytes, nonce: bytes, counter: int, nblocks: int) -> np.ndarray:
+    """RFC 8439 ChaCha20 blocks in plain numpy (uint32 words, counter < 2^32 - nblocks): the
+    reference where the ``cryptography`` package (the CPU backend's keystream) is missing,
+    e.g. on a GPU machine that cannot install it."""
+    def rotl(x, n):
+        return (x << np.uint32(n)) | (x >> np.uint32(32 - n))
+
+    def qr(s, a, b, c, d):
+        s[a] += s[b]; s[d] = rotl(s[d] ^ s[a], 16)  # noqa: E702
+        s[c] += s[d]; s[b] = rotl(s[b] ^ s[c], 12)  # noqa: E702
+        s[a] += s[b]; s[d] = rotl(s[d] ^ s[a], 8)  # noqa: E702
+        s[c] += s[d]; s[b] = rotl(s[b] ^ s[c], 7)  # noqa: E702
+
+    init = np.empty((16, nblocks), np.uint32)
+    init[:4] = np.array([0x61707865, 0x3320646E, 0x79622D32, 0x6B206574], np.uint32)[:, None]
+    init[4:12] = np.frombuffer(key, "<u4")[:, None]
+    init[12] = (counter + np.arange(nblocks, dtype=np.uint64)).astype(np.uint32)
+    init[13:16] = np.frombuffer(nonce, "<u4")[:, None]
+    s = init.copy()
+    for _ in range(10):
+        qr(s, 0, 4, 8, 12); qr(s, 1, 5, 9, 13); qr(s, 2, 6, 10, 14); qr(s, 3, 7, 11, 15)  # noqa: E702
+        qr(s, 0, 5, 10, 15); qr(s, 1, 6, 11, 12); qr(s, 2, 7, 8, 13); qr(s, 3, 4, 9, 14)  # noqa: E702
+    return (s + init).T.reshape(-1)
+
+
+def _cpu_keystream(key, nonce, counter, nblocks):
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        return _chacha20_numpy(key, nonce, counter, nblocks)
+    return CPU.chacha20_keystream(key, nonce, counter, nblocks)
+
+
+def test_chacha20_numpy_reference_is_rfc8439():
+    """The fallback reference itself: RFC 8439 section 2.3.2 block (key 00..1f, counter 1)."""
+    w = _chacha20_numpy(bytes(range(32)), bytes.fromhex("000000090000004a00000000"), 1, 2)
+    assert w[0] == 0xE4E7F110 and w[15] == 0x4E3C50A2
+
+
 @pytest.mark.parametrize("nblocks", [1, 1000, 4099])
 def test_chacha20_keystream(gpu, rng, nblocks):
     key, nonce = os.urandom(32), os.urandom(12)
     counter = int(rng.integers(0, 1 << 31))
-    _same(gpu, gpu.chacha20_keystream(key, nonce, counter, nblocks),
-          CPU.chacha20_keystream(key, nonce, counter, nblocks))
+    _same(gpu, gpu.chacha20_keystream(key, nonce, counter, nblocks), _cpu_keystream(key, nonce, counter, nblocks))
 
 
 def test_chacha20_rfc8439_vector(gpu):
