@@ -314,6 +314,11 @@ def test_noise_flooding_adds_the_stated_noise(ctx8k, rng):
     assert not np.array_equal(a, b)  # fresh noise every time
     with pytest.raises(ValueError):
         ctx8k.decrypt(ct, flood_bits=99)
+    assert 3 < ctx8k.noise_bits(ct, x) < 12  # fresh public-key encryption: ~6.5 bits
+    with pytest.raises(TypeError):
+        ctx8k.noise_bits(ctx8k.encrypt_batch(x[None]), x)
+    with pytest.raises(DecryptionError):
+        ctx8k.public_context().noise_bits(ct, x)
 
 
 def test_seeded_contexts_are_reproducible(rng):

@@ -282,6 +282,8 @@ class CKKSContext:
         (docs/he.md); secret-key contexts only.
         """
         sk = self._require_secret("measure noise")
+        if not isinstance(ct, Ciphertext):
+            raise TypeError(f"noise_bits takes a Ciphertext (index a batch first), got {type(ct).__name__}")
         self._own(ct)
         ev = self._ev
         r, xp = ev.ring, ev.xp
