@@ -665,8 +665,11 @@ def test_bench_suite_rows_emulated(emulated_gpu, rng):
     for bits in (64, 32):
         tensorcore.bench_ring_matmul(bench, FakeBackend, ci8, rng, bits, (16, 40, 8), rate)
     rows = bench.rows[1:]
-    assert len(rows) == 6
+    assert len(rows) == 7
     assert all(r["exact"] for r in rows)
-    assert {r["baseline"] for r in rows} == {"SIMT kernel", "f64 6-product limbs",
-                                             "f64 16-bit blocks, 10 products (CrypTen)"}
+    assert [r["baseline"] for r in rows if r["bits"] == 64] == [
+        "SIMT kernel", "f64 limbs, Karatsuba 5 GEMMs (limb-f64)", "f64 6-product limbs",
+        "f64 16-bit blocks, 10 products (CrypTen)"]
+    assert [r["baseline"] for r in rows if r["bits"] == 32] == [
+        "SIMT kernel", "f64 limbs, 3 products (limb-f64)", "f64 16-bit blocks, 10 products (CrypTen)"]
     assert all(r["frac_of_ideal"] > 0 and r["dispatch"] == "int8-tc" for r in rows)

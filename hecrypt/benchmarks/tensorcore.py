@@ -10,8 +10,9 @@ training shape 65536 x 1024 x 10), all in the same run on the same card:
 * hecrypt's tensor-core path (:func:`hecrypt.backend.cuda_int8.int8_matmul`: int8 limbs,
   cuBLAS int8 GEMMs, fused split/recombine) against
 * the SIMT kernel (the CUDA backend's ``simt`` path, the exact reference),
-* the six-product float64 limb method (the CUDA backend's ``limb-f64`` path; where the
-  backend does not expose it, :func:`~hecrypt.backend.cuda_int8.f64_limb6_matmul`),
+* the CUDA backend's float64 limb path (``limb-f64``: Karatsuba on 22/20/22-bit limbs, 5
+  GEMM-equivalents, for Z_2^64; 3 products for Z_2^32) and, for Z_2^64, the schoolbook
+  six-product float64 limb method (:func:`~hecrypt.backend.cuda_int8.f64_limb6_matmul`),
 * CrypTen's 16-bit-block method on float64 GEMMs, 10 products
   (:func:`~hecrypt.backend.cuda_int8.f64_blocks16_matmul`);
 
@@ -100,10 +101,16 @@ def _baselines(backend, ci8, bits: int) -> list[tuple[str, Callable]]:
     paths = [p.name for p in getattr(backend, "_matmul_paths", [])]
     if mp is not None and "simt" in paths:
         out.append(("SIMT kernel", lambda a, b: mp(a, b, 0, bits, path="simt")))
-    if mp is not None and "limb-f64" in paths:
-        out.append(("f64 6-product limbs", lambda a, b: mp(a, b, 0, bits, path="limb-f64")))
-    else:
-        out.append(("f64 6-product limbs (ref impl)", lambda a, b: ci8.f64_limb6_matmul(a, b, bits)))
+    has_limb = mp is not None and "limb-f64" in paths
+    if has_limb:
+        # the backend's own float64 fast path: Karatsuba on 22/20/22-bit limbs (5 GEMM-equivalents)
+        # for Z_2^64, two 16-bit limbs (3 products) for Z_2^32
+        label = "f64 limbs, Karatsuba 5 GEMMs (limb-f64)" if bits == 64 else "f64 limbs, 3 products (limb-f64)"
+        out.append((label, lambda a, b: mp(a, b, 0, bits, path="limb-f64")))
+    if bits == 64 or not has_limb:
+        # the schoolbook six-product method on 22-bit limbs that issue 7 compares against
+        label = "f64 6-product limbs" if bits == 64 else "f64 limbs, 3 products (ref impl)"
+        out.append((label, lambda a, b: ci8.f64_limb6_matmul(a, b, bits)))
     out.append(("f64 16-bit blocks, 10 products (CrypTen)", lambda a, b: ci8.f64_blocks16_matmul(a, b, bits)))
     return out
 
