@@ -156,7 +156,10 @@ def info_dict(device: str | None = None) -> dict[str, Any]:
     """Everything ``hecrypt info`` reports, as a JSON-able dict.
 
     ``device`` (or ``$HECRYPT_DEVICE``) is the device to explain; ``auto`` is always explained.
-    Probing imports CuPy (inside the backend) but compiles nothing.
+    Without a usable GPU this imports CuPy (inside the backend) at most and compiles nothing.
+    With one, the GPU matmul report runs the paths' first-use self-checks (the int8
+    tensor-core path against the CPU and SIMT results, the float64 limb path against SIMT),
+    which loads or NVRTC-compiles those kernels, so that it reports the paths actually taken.
     """
     import numpy as np
 
@@ -171,6 +174,7 @@ def info_dict(device: str | None = None) -> dict[str, Any]:
         "numba": _module_version("numba"),
         "cupy": _dist_version("cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy"),
         "numba_cuda": _dist_version("numba-cuda"),
+        "cryptography": _dist_version("cryptography"),
         "blas": _safe(_blas_info, "numpy.show_config"),
     }
     auto_dev, auto_why = explain_device("auto")
@@ -195,6 +199,8 @@ def info_dict(device: str | None = None) -> dict[str, Any]:
             return _cuda.matmul_path_report()
 
         paths["cuda"] = _safe(gpu_paths, "hecrypt.backend.cuda.matmul_path_report")
+    else:
+        paths["cuda"] = f"not available: {why}"
     d["matmul_paths"] = paths
     return d
 
@@ -207,6 +213,7 @@ def format_info(d: dict[str, Any]) -> str:
              f"  numba         {d['numba'] or 'not installed'}",
              f"  cupy          {d['cupy'] or 'not installed'}",
              f"  numba-cuda    {d['numba_cuda'] or 'not installed'}",
+             f"  cryptography  {d.get('cryptography') or 'NOT INSTALLED (needed for the CPU ChaCha20 keystream)'}",
              f"  auto device   {d['auto_device']}  ({d['auto_reason']})"]
     if d["env"].get("HECRYPT_DEVICE"):
         lines.append(f"  HECRYPT_DEVICE={d['env']['HECRYPT_DEVICE']} -> {d['device']}  ({d['device_reason']})")

@@ -100,6 +100,15 @@ def test_info_json_file(tmp_path, monkeypatch):
     assert "prebuilt" in k
     z64 = d["matmul_paths"]["cpu"]["Z2_64"]
     assert "K <= 1024" in z64 and "22-bit" in z64
+    assert "cryptography" in d
+    gpu_paths = d["matmul_paths"]["cuda"]
+    if NO_GPU:
+        assert gpu_paths.startswith("not available: ")
+    else:  # the GPU report names each ring's path and the int8 path's self-check outcome
+        assert gpu_paths["available"] is True and gpu_paths["Z_2^64"]["small (batch*M*N*K < 2^21)"] == "simt"
+        assert gpu_paths["int8-tc"].startswith(("enabled", "disabled", "unavailable"))
+        assert gpu_paths["Z_2^64"]["large"] == ("int8-tc" if gpu_paths["int8-tc"].startswith("enabled")
+                                                else "limb-f64")
 
 
 def test_info_json_stdout(capsys):
