@@ -14,8 +14,8 @@
 #   env:   PYTHON (python3)  OUT (results dir; unset: nothing kept)  BUDGET (s, 540: the whole run)
 #          BUILD=0 (skip the fatbin build)  BUILD_TIMEOUT (s, 150)  TEST_TIMEOUT (s, 180)
 #          BENCH_TIMEOUT (s, the rest of BUDGET)  BUILD_DIR (default under $TMPDIR)
-#          WHEELS=DIR  extra wheels (e.g. cryptography, cffi, pycparser) installed with
-#                      pip --no-index into a private directory first
+#          WHEELS=DIR  extra wheels (e.g. cryptography, cffi, pycparser for that machine's
+#                      Python) installed with pip --no-index into a private directory first
 #   $OUT receives five files: gpu_check.log (everything printed), info.json, build.log,
 #   gpu_tests.xml (JUnit) and bench_quick.json (rewritten after each suite, so a run cut
 #   short by its time limit keeps the suites that finished).
