@@ -104,6 +104,10 @@ class SMPCContext:
         self._parties: dict[str, Party] = {p.name: p for p in self.compute_parties}
         if hasattr(self.dealer, "default_shift"):
             self.dealer.default_shift = self.frac_bits
+        if hasattr(self.dealer, "default_scale"):
+            from .protocols import doubled_products
+
+            self.dealer.default_scale = 2 if doubled_products(self) else 1
         self.dealer.bind(self.ring, self.device, names, self._deliver_material, self.timing)
 
     def _make_party(self, name: str, role: str, index: int) -> Party:

@@ -78,11 +78,14 @@ class Party:
             st = Stream(key, 0, device=device)
             for name, shape in expand:
                 arrays[name] = st.uniform(ring, shape)
+        if mid in self._consumed or mid in self._material or mid in self._masks:
+            raise ConsumedError(f"dealer material #{mid} was already received by {self.name!r}")
         if kind == "mask":
+            if "a" not in arrays:
+                raise ser.SerializationError("malformed dealer material: a mask without its array")
+            # a re-delivered mask id is refused too: it would reset the opening and use count
             self._masks[mid] = {"a": arrays["a"], "open": None, "uses": 0}
         else:
-            if mid in self._consumed or mid in self._material:
-                raise ConsumedError(f"dealer material #{mid} was already received by {self.name!r}")
             self._material[mid] = (kind, arrays)
         return mid
 

@@ -21,13 +21,25 @@ is weighted, ``A = sum b_i A_i``, and every party computes just
 ``Z_i = (E + A_i)(b_i F + B_i) + W_i``: ``n`` products online.  (For two parties in
 Z_2^k no such units exist: ``b_0 + b_1`` of two odd numbers is even.)
 
+Doubled product (two parties in Z_2^k, fixed-point products followed by local truncation;
+:func:`doubled_products`).  With ``W = -2 (A_0 - A_1)(B_0 - B_1)`` shared by the dealer,
+party ``i`` computes ``Z_i = (E + 2 A_i)(F + 2 B_i) + W_i``, one product each, and
+``Z_0 + Z_1 = 2EF + 2EB + 2AF + 4(A_0 B_0 + A_1 B_1) + W = 2XY``: the product carries one
+more fractional bit (scale ``2^(2f+1)``) and the truncation shifts by ``f + 1``.  The
+openings and the dealer material have the same form and distribution as in the ordinary
+product (``E``, ``F`` uniform; ``W_0`` uniform), so nothing more is revealed; the cost is
+one bit of range (``|2z| < 2^(k-1)`` instead of ``|z|``), which doubles the local
+truncation's failure probability below.  Integer products and dealer truncation keep the
+ordinary form (they need ``XY`` itself, resp. the full ``M/4`` range).
+
 Truncation of a product ``z`` (scale ``2^(2f)``) by ``g`` bits:
 
 * ``local`` (SecureML, Mohassel & Zhang 2017, two parties in Z_2^k): party 0 computes
   ``floor(z_0 / 2^g)``, party 1 ``-floor(-z_1 / 2^g)`` on signed shares.  The result is
   within one unit of ``z / 2^g`` unless the signed shares wrap, which happens with
   probability ``|z| / 2^k`` per element for uniform shares (SecureML's bound: at most
-  ``2^(l+1-k)`` when ``|z| < 2^l``); a wrong result is off by about ``2^(k-g)``.
+  ``2^(l+1-k)`` when ``|z| < 2^l``); a wrong result is off by about ``2^(k-g)``.  After a
+  doubled product the truncated value is ``2z``: probability ``|2z| / 2^k``.
 * ``dealer`` (any number of parties, any ring; one extra round): with shares of a uniform
   ``r``, ``r_hi = floor(r/2^g)`` and ``t`` (see :mod:`.provider`), the parties open
   ``c = z + B + r`` (``B`` a public bias, a multiple of ``2^g`` near ``M/4``) and set
@@ -51,7 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .context import SMPCContext
 
 __all__ = ["exchange", "open_values", "beaver_mul", "beaver_matmul", "beaver_square", "truncate",
-           "truncate_local", "truncate_dealer", "dealer_trunc_bias"]
+           "truncate_local", "truncate_dealer", "dealer_trunc_bias", "doubled_products"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -163,11 +175,75 @@ def _beaver_weighted(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], m
     return out
 
 
+def doubled_products(ctx: "SMPCContext") -> bool:
+    """Whether fixed-point Beaver products of ``ctx`` use the doubled two-party form (shares of
+    ``2XY``, one ring product per party): two compute parties, a Z_2^k ring, local truncation."""
+    return ctx.n_parties == 2 and ctx.ring.is_pow2 and ctx.truncation == "local"
+
+
+def _beaver_doubled(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], mats: list, kind: str,
+                    amask: Any, bmask: Any) -> list[Any]:
+    """Two parties in Z_2^k: ``Z_i = (E + 2 A_i)(F + 2 B_i) + W_i`` with
+    ``W_0 + W_1 = -2 (A_0 - A_1)(B_0 - B_1)``, so ``Z_0 + Z_1 = 2XY`` (module docstring)."""
+    R = ctx.ring
+    A = _mask_arrays(ctx, amask) if amask is not None else [m["a"] for m in mats]
+    B = _mask_arrays(ctx, bmask) if bmask is not None else [m["b"] for m in mats]
+    Ecached = _mask_open(ctx, amask, xs) if amask is not None else None
+    Fcached = _mask_open(ctx, bmask, ys) if bmask is not None else None
+    masked = []
+    for i in range(2):
+        d = {}
+        if Ecached is None:
+            d["e"] = R.sub(xs[i], A[i])
+        if Fcached is None:
+            d["f"] = R.sub(ys[i], B[i])
+        masked.append(d)
+    got = exchange(ctx, masked, tag=kind) if (Ecached is None or Fcached is None) else None
+    op = R.matmul if kind == "matmul" else R.mul
+    xp = ctx.xp
+
+    def iadd(a: Any, b: Any, out: Any) -> Any:
+        # Z_2^k addition is the array module's wrapping unsigned addition: into ``a`` (a fresh
+        # array this party owns) in place, except for 0-d results (numpy scalars)
+        return xp.add(a, b, out=out) if getattr(a, "ndim", 0) else R.add(a, b)
+
+    out, Es, Fs = [], [], []
+    for i in range(2):
+        o = got[i][1 - i] if got is not None else None
+        # E + 2 A_i = (X_i - A_i) + O_E + 2 A_i = X_i + A_i + O_E (O_E: the other party's share of E)
+        if Ecached is not None:
+            left = R.add(A[i], A[i])
+            left = iadd(left, Ecached[i], out=left)
+        else:
+            left = R.add(xs[i], A[i])
+            left = iadd(left, o["e"], out=left)
+            if amask is not None:
+                Es.append(R.add(masked[i]["e"], o["e"]))
+        if Fcached is not None:
+            right = R.add(B[i], B[i])
+            right = iadd(right, Fcached[i], out=right)
+        else:
+            right = R.add(ys[i], B[i])
+            right = iadd(right, o["f"], out=right)
+            if bmask is not None:
+                Fs.append(R.add(masked[i]["f"], o["f"]))
+        z = op(left, right)
+        del left, right
+        out.append(iadd(z, mats[i]["w"], out=z))
+    if amask is not None and Ecached is None:
+        _store_mask_open(ctx, amask, Es)
+    if bmask is not None and Fcached is None:
+        _store_mask_open(ctx, bmask, Fs)
+    return out
+
+
 def _beaver(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], key: tuple, kind: str,
             amask: Any, bmask: Any) -> list[Any]:
     R = ctx.ring
     n = len(xs)
     mats = _material(ctx, key, kind)
+    if key[-1] == 2:
+        return _beaver_doubled(ctx, xs, ys, mats, kind, amask, bmask)
     if amask is None and bmask is None:
         weights = beaver_weights(R, n)
         if weights is not None:
@@ -228,17 +304,27 @@ def _beaver(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], key: tuple
     return out
 
 
+def _scale(ctx: "SMPCContext", doubled: bool) -> int:
+    if not doubled:
+        return 1
+    if len(ctx.party_names) != 2 or not ctx.ring.is_pow2:
+        raise ValueError("doubled Beaver products need exactly two compute parties and a Z_2^k ring")
+    return 2
+
+
 def beaver_mul(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], amask: Any = None,
-               bmask: Any = None) -> list[Any]:
-    """Shares of ``x * y`` (same shapes; no truncation)."""
+               bmask: Any = None, doubled: bool = False) -> list[Any]:
+    """Shares of ``x * y`` (same shapes; no truncation); of ``2 x y`` with ``doubled=True``
+    (two parties in Z_2^k, see :func:`doubled_products`)."""
     shape = tuple(xs[0].shape)
-    return _beaver(ctx, xs, ys, ("mul", shape, amask, bmask), "mul", amask, bmask)
+    key = ("mul", shape, amask, bmask, _scale(ctx, doubled))
+    return _beaver(ctx, xs, ys, key, "mul", amask, bmask)
 
 
 def beaver_matmul(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], amask: Any = None,
-                  bmask: Any = None) -> list[Any]:
-    """Shares of ``x @ y`` (2-D or batched; no truncation)."""
-    key = ("matmul", tuple(xs[0].shape), tuple(ys[0].shape), amask, bmask)
+                  bmask: Any = None, doubled: bool = False) -> list[Any]:
+    """Shares of ``x @ y`` (2-D or batched; no truncation); of ``2 x @ y`` with ``doubled=True``."""
+    key = ("matmul", tuple(xs[0].shape), tuple(ys[0].shape), amask, bmask, _scale(ctx, doubled))
     return _beaver(ctx, xs, ys, key, "matmul", amask, bmask)
 
 

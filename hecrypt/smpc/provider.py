@@ -16,6 +16,9 @@ Kinds of material (``n`` compute parties, ``i`` a party, sums in the ring):
     the left mask is ``A = sum b_i A_i`` and ``W = sum_i A_i (b_i B - B_i)``.  With ``C_i = W_i + A_i B_i`` this is an
     ordinary Beaver triple ``(A, B, C = AB)``; keeping ``A_i B_i`` out of the material lets
     the online phase fold it into one product per party (see :mod:`.protocols`).
+    Scale 2 (the last element of the key; two parties in Z_2^k, fixed-point products with
+    local truncation): ``W = -2 (A_0 - A_1)(B_0 - B_1)``, one ring product at the dealer, so
+    that ``sum_i (E + 2 A_i)(F + 2 B_i) + W_i = 2XY``.
 ``square``
     ``A_i`` and ``W_i`` with ``sum W_i = A^2 - sum A_i^2``.
 ``trunc`` (shift ``g``)
@@ -180,16 +183,22 @@ class TrustedDealer(CryptoProvider):
         for _ in range(count):
             self._queues[key].append(self._generate(key))
 
-    def precompute_mul(self, shape: Sequence[int], count: int = 1) -> None:
-        """Triples for ``count`` elementwise products of ``shape`` (fresh masks both sides)."""
-        self.precompute(("mul", _shape(shape), None, None), count)
+    def precompute_mul(self, shape: Sequence[int], count: int = 1, scale: int | None = None) -> None:
+        """Triples for ``count`` elementwise products of ``shape`` (fresh masks both sides).
+
+        ``scale`` (1 or 2) defaults to what the context's fixed-point products use
+        (``default_scale``: 2 for the doubled two-party form, see :mod:`.protocols`); products of
+        integer tensors (``share_int``) always use scale 1."""
+        self.precompute(("mul", _shape(shape), None, None, self._scale(scale)), count)
 
     def precompute_square(self, shape: Sequence[int], count: int = 1) -> None:
         self.precompute(("square", _shape(shape), None), count)
 
-    def precompute_matmul(self, shape_a: Sequence[int], shape_b: Sequence[int], count: int = 1) -> None:
-        """Triples for ``count`` shared products ``(shape_a) @ (shape_b)`` (2-D or batched)."""
-        self.precompute(("matmul", _shape(shape_a), _shape(shape_b), None, None), count)
+    def precompute_matmul(self, shape_a: Sequence[int], shape_b: Sequence[int], count: int = 1,
+                          scale: int | None = None) -> None:
+        """Triples for ``count`` shared products ``(shape_a) @ (shape_b)`` (2-D or batched);
+        ``scale`` as in :meth:`precompute_mul`."""
+        self.precompute(("matmul", _shape(shape_a), _shape(shape_b), None, None, self._scale(scale)), count)
 
     def precompute_trunc(self, shape: Sequence[int], count: int = 1, shift: int | None = None) -> None:
         """Dealer-assisted truncation pairs (only used when the context truncates with the dealer).
@@ -199,6 +208,14 @@ class TrustedDealer(CryptoProvider):
         self.precompute(("trunc", _shape(shape), g), count)
 
     default_shift = 16
+    #: product scale of the context's fixed-point Beaver products (set by the context on binding)
+    default_scale = 1
+
+    def _scale(self, scale: int | None) -> int:
+        s = self.default_scale if scale is None else scale
+        if s not in (1, 2):
+            raise ValueError(f"scale must be 1 or 2, got {scale!r}")
+        return int(s)
 
     # -- online requests ------------------------------------------------------------------------
     def acquire(self, key: MaterialKey) -> int:
@@ -251,16 +268,24 @@ class TrustedDealer(CryptoProvider):
         kind = key[0]
         mask_meta = None
         if kind in ("mul", "matmul"):
+            if len(key) != (5 if kind == "mul" else 6):
+                raise ValueError(f"a {kind} key is ({kind!r}, {'shape' if kind == 'mul' else 'shape_a, shape_b'}, "
+                                 f"amask, bmask, scale), got {key!r}")
             if kind == "mul":
                 sa = sb = key[1]
-                amask, bmask = key[2], key[3]
+                amask, bmask, scale = key[2], key[3], key[4]
             else:
                 sa, sb = key[1], key[2]
-                amask, bmask = key[3], key[4]
+                amask, bmask, scale = key[3], key[4], key[5]
+            if scale not in (1, 2) or (scale == 2 and (n != 2 or not R.is_pow2)):
+                raise ValueError(f"bad Beaver scale {scale!r} for {n} parties in {R.name}")
             A = self._mask_shares(amask) if amask is not None else [uniform(i, "a", sa) for i in range(n)]
             B = self._mask_shares(bmask) if bmask is not None else [uniform(i, "b", sb) for i in range(n)]
-            weights = beaver_weights(R, n) if (amask is None and bmask is None) else None
-            if weights is not None:
+            weights = beaver_weights(R, n) if (amask is None and bmask is None and scale == 1) else None
+            if scale == 2:
+                # doubled form: W = -2 (A_0 - A_1)(B_0 - B_1), one ring product
+                rest = None
+            elif weights is not None:
                 # weighted left mask A = sum b_i A_i: W = sum_i A_i (b_i B - B_i)
                 Bsum = R.sum_shares(B)
                 rest = [R.sub(Bsum if w == 1 else R.mul_public(Bsum, int(w)), B[i]) for i, w in enumerate(weights)]
@@ -269,7 +294,10 @@ class TrustedDealer(CryptoProvider):
             else:
                 Bsum = R.sum_shares(B)
                 rest = [R.sub(Bsum, B[i]) for i in range(n)]  # B - B_i
-            if kind == "matmul":
+            if rest is None:
+                dA, dB = R.sub(A[0], A[1]), R.sub(B[0], B[1])
+                cross = R.mul_public(R.matmul(dA, dB) if kind == "matmul" else R.mul(dA, dB), -2)
+            elif kind == "matmul":
                 # sum_i A_i (B - B_i) as one ring matmul with inner dimension n K
                 xp = _xp(B[0])
                 cross = R.matmul(xp.concatenate(A, axis=-1), xp.concatenate(rest, axis=-2))

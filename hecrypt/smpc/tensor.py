@@ -8,8 +8,9 @@ Ranges the operations assume (secret values cannot be checked without revealing 
 everything public is checked): encoded magnitudes ``|x| 2^f`` below ``M/2``; a product of
 two fixed-point values below ``2^(log2 M - 2 - 2f)`` in magnitude (``2^30`` for Z_2^64,
 f = 16) so the ``2f``-scaled product fits the truncation's range (``M/4``).  With local
-truncation a product of magnitude ``v`` is wrong with probability ``v 2^(2f) / 2^k`` per
-element (see ``docs/smpc.md``).
+truncation (two parties, whose fixed-point products hold ``2xy`` at ``2f + 1`` fractional
+bits, see :func:`~hecrypt.smpc.protocols.doubled_products`) a product of magnitude ``v`` is
+wrong with probability ``2 v 2^(2f) / 2^k`` per element (see ``docs/smpc.md``).
 """
 
 from __future__ import annotations
@@ -317,6 +318,12 @@ class SharedTensor:
             frac = f
         return self._new(shares, frac)
 
+    def _doubled(self, other: "SharedTensor") -> bool:
+        """Use the doubled two-party Beaver form (shares of ``2xy``, one ring product per party)
+        for this product: only where the product is truncated locally afterwards."""
+        ctx = self._ctx
+        return self._frac + other._frac > ctx.frac_bits and protocols.doubled_products(ctx)
+
     def _mul_scalar(self, c: Any) -> "SharedTensor":
         ctx = self._ctx
         R = ctx.ring
@@ -368,6 +375,9 @@ class SharedTensor:
                     if tuple(other._shape) != shape:
                         ys = [ctx.xp.ascontiguousarray(ctx.xp.broadcast_to(y, shape)) for y in ys]
                         bm = None
+                    if self._doubled(other):  # shares of 2xy: one more fractional bit
+                        return self._rescale(protocols.beaver_mul(ctx, xs, ys, am, bm, doubled=True),
+                                             self._frac + other._frac + 1)
                     z = protocols.beaver_mul(ctx, xs, ys, am, bm)
                 return self._rescale(z, self._frac + other._frac)
             if _is_scalar(other):
@@ -534,8 +544,9 @@ def _matmul(a: Any, b: Any) -> SharedTensor:
         except ValueError:
             raise ValueError(f"matmul batch shapes do not broadcast: {tuple(sa)} @ {tuple(sb)}") from None
         if isinstance(a, SharedTensor) and isinstance(b, SharedTensor):
-            z = protocols.beaver_matmul(ctx, a._shares(), b._shares(), a._mask, b._mask)
-            out = a._rescale(z, a._frac + b._frac)
+            dbl = a._doubled(b)  # shares of 2 a @ b: one more fractional bit
+            z = protocols.beaver_matmul(ctx, a._shares(), b._shares(), a._mask, b._mask, doubled=dbl)
+            out = a._rescale(z, a._frac + b._frac + int(dbl))
         else:
             t, pub, left = (a, b, True) if isinstance(a, SharedTensor) else (b, a, False)
             arr = ctx._to_host_array(pub)
