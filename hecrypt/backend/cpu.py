@@ -565,6 +565,8 @@ class CPUBackend:
         """
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+        if not 0 <= int(counter) and int(counter) + int(nblocks) <= 1 << 32:
+            raise ValueError("ChaCha20 block counter would pass 2^32 (RFC 8439's 32-bit counter)")
         iv = int(counter).to_bytes(4, "little") + bytes(nonce)
         enc = Cipher(algorithms.ChaCha20(bytes(key), iv), mode=None).encryptor()
         n = 64 * int(nblocks)
