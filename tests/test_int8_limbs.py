@@ -595,6 +595,21 @@ def test_gpu_int8_matmul(rng, bits, dt, mode):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("bits,dt", RINGS)
+def test_gpu_int8_matmul_strided_operands(rng, bits, dt):
+    """Transposed and sliced views (the row-contiguous split kernels, non-unit strides)."""
+    import cupy
+
+    a = rand(rng, bits, dt, (45, 74))
+    b = rand(rng, bits, dt, (58, 45))
+    ga, gb = cupy.asarray(a), cupy.asarray(b)
+    want = CPUBackend.matmul(np.ascontiguousarray(a.T[::2]), np.ascontiguousarray(b.T), 0, bits)
+    for mode in ["auto"] + list(MODES):
+        got = cupy.asnumpy(ci8.int8_matmul(ga.T[::2], gb.T, bits, mode=mode))
+        assert np.array_equal(got, want), mode
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("bits", [64, 32])
 def test_gpu_k_past_limits(rng, bits):
     import cupy
