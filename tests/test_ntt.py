@@ -555,3 +555,28 @@ def test_cuda_kernels_run_the_ckks_scheme_bit_identically(rng, emu):
     for i, (g, r) in enumerate(zip(got, ref)):  # ciphertexts, then decryptions (same integers, same FFT)
         np.testing.assert_array_equal(g, r, err_msg=str(i))
     assert {name for name, *_ in emu.launches} >= {"hk_ntt_fwd_smem", "hk_rns_dot", "hk_gather", "hk_base_convert"}
+
+
+def test_cpu_serial_and_parallel_builds_agree(rng, monkeypatch):
+    """Every CPU kernel has a serial and a parallel build (picked by size): same results."""
+    from hecrypt.he import CKKSContext, CKKSParameters
+
+    ctx = CKKSContext(CKKSParameters(128, [50, 30, 30, 50], 30, security=None), device="cpu")
+    ctx.generate_galois_keys([1])
+    x, y = rng.uniform(-1, 1, (2, ctx.slots))
+    a, b = ctx.encrypt(x), ctx.encrypt_batch(np.stack([y, x]))
+    qs = ntt_primes([60, 40], 64)
+    t = make_ntt_tables(qs, 64)
+    p = rand_poly(rng, qs, 64, (3,))
+    tq = ntt_primes([61, 59], 64, exclude=qs)
+
+    def run():
+        return [(a * a).data, (b * a).data, ctx.rotate(b, 1).data, (a * 0.25 + 1.5 - b[0]).data,
+                H.ntt(p, t), H.intt(p, t), H.base_convert(p, qs, tq), H.automorphism(p, 5, 64, True)]
+
+    out = {}
+    for mode, limit in (("serial", 1 << 62), ("parallel", 0)):
+        monkeypatch.setattr(H, "PARALLEL_MIN", limit)
+        out[mode] = run()
+    for i, (s, q) in enumerate(zip(out["serial"], out["parallel"])):
+        np.testing.assert_array_equal(s, q, err_msg=str(i))

@@ -4,7 +4,8 @@ Arrays are uint64 shaped ``(..., L, N)``: ``L`` RNS limbs on axis -2 (limb ``i``
 ``qs[i]``), values fully reduced in ``[0, q_i)``; leading axes are a batch.  Every function
 returns a new C-contiguous array with values in ``[0, q_i)`` (or writes ``out=``).  Inputs
 outside ``[0, q_i)`` give unspecified results (hot loops carry no checks); shapes, dtypes and
-moduli are checked.  One call processes every limb and batch entry (``prange`` over rows).
+moduli are checked.  One call processes every limb and batch entry (``prange`` over rows;
+calls below :data:`PARALLEL_MIN` elements run a serial build of the same kernel).
 
 Arithmetic (bit-identical with :mod:`hecrypt.backend.he_cuda`, since every result is the
 unique residue in ``[0, q)``):
@@ -51,6 +52,40 @@ __all__ = [
     "base_convert",
     "automorphism",
 ]
+
+#: below this many elements (largest of a kernel's first three array arguments) a kernel runs
+#: its single-threaded build: waking Numba's worker threads costs more than the work on small
+#: calls, far more on a busy machine (N = 8192 ciphertexts: 3-4 limbs of 8192 coefficients)
+PARALLEL_MIN = 1 << 17
+
+
+class _Kernel:
+    """A Numba kernel compiled twice (``prange`` parallel and serial, same code, same results),
+    the build picked per call by the size of the work."""
+
+    def __init__(self, fn):
+        import types as _pytypes
+
+        self.parallel = nb.njit(parallel=True, cache=True)(fn)
+        twin = _pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                                     fn.__closure__)
+        twin.__qualname__ = fn.__qualname__ + "_serial"
+        twin.__module__ = fn.__module__
+        self.serial = nb.njit(cache=True)(twin)
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+
+    def __call__(self, *args):
+        work = 0
+        for x in args[:3]:
+            if isinstance(x, np.ndarray) and x.size > work:
+                work = x.size
+        return (self.parallel if work >= PARALLEL_MIN else self.serial)(*args)
+
+
+def _kernel(fn):
+    return _Kernel(fn)
+
 
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
@@ -144,7 +179,7 @@ def _log2(n):
     return k
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel
 def _ntt_fwd(a2, psi, psip, qs):
     R, N = a2.shape
     L = qs.shape[0]
@@ -206,7 +241,7 @@ def _ntt_fwd(a2, psi, psip, qs):
             row[1] = _red4(row[1], q, two_q)
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel
 def _ntt_inv(a2, ipsi, ipsip, qs, ninv, ninvp, last, lastp):
     R, N = a2.shape
     L = qs.shape[0]
@@ -272,7 +307,7 @@ def _ntt_inv(a2, ipsi, ipsip, qs, ninv, ninvp, last, lastp):
 # --------------------------------------------------------------------------------------
 # pointwise kernels: out (B, L, N); a (Ba, L, N), b (Bb, L, N) with Ba, Bb in {1, B}
 # --------------------------------------------------------------------------------------
-@nb.njit(parallel=True, cache=True)
+@_kernel
 def _add_k(a, b, out, qs):
     B, L, N = out.shape
     Ba = a.shape[0]
@@ -291,7 +326,7 @@ def _add_k(a, b, out, qs):
             o[n] = s
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel
 def _sub_k(a, b, out, qs):
     B, L, N = out.shape
     Ba = a.shape[0]
@@ -310,7 +345,7 @@ def _sub_k(a, b, out, qs):
             o[n] = s
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel
 def _neg_k(a, out, qs):
     B, L, N = out.shape
     for r in nb.prange(B * L):
@@ -324,7 +359,7 @@ def _neg_k(a, out, qs):
             o[n] = q - v if v != _ZERO else _ZERO
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel
 def _mul_k(a, b, out, qs, rhi, rlo):
     B, L, N = out.shape
     Ba = a.shape[0]
@@ -344,7 +379,7 @@ def _mul_k(a, b, out, qs, rhi, rlo):
             o[n] = _barrett128(_mulhi(u, v), u * v, q, h, lo_)
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel
 def _fma_k(acc, a, b, out, qs, rhi, rlo):
     B, L, N = out.shape
     Bc = acc.shape[0]
@@ -371,7 +406,7 @@ def _fma_k(acc, a, b, out, qs, rhi, rlo):
             o[n] = _barrett128(phi, s, q, h, lo_)
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel
 def _dot_k(a, b, out, ia, ib, qs, rhi, rlo):
     """out[r] = sum_k a[k, ia[r // L], l] * b[k, ib[r // L], l] mod q_l: 128-bit sums in
     registers (products < 2^122), reduced every 63 terms."""
@@ -404,7 +439,7 @@ def _dot_k(a, b, out, ia, ib, qs, rhi, rlo):
             o[n] = _barrett128(shi, slo, q, h, lo_)
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel
 def _mul_scalar_k(a, out, qs, s, sp):
     B, L, N = out.shape
     for r in nb.prange(B * L):
@@ -422,7 +457,7 @@ def _mul_scalar_k(a, out, qs, s, sp):
             o[n] = v
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel
 def _base_convert_k(a, out, fq, qinv, qinvp, qhat_p, tq, rhi, rlo):
     """a (B, Lf, N) over fq -> out (B, Lt, N) over tq (fast conversion, see base_convert)."""
     B, Lf, N = a.shape
@@ -462,7 +497,7 @@ def _base_convert_k(a, out, fq, qinv, qinvp, qhat_p, tq, rhi, rlo):
                 out[bi, j, n0 + n] = _barrett128(shi, slo, p, h, lo_)
 
 
-@nb.njit(parallel=True, cache=True)
+@_kernel
 def _gather_k(a, out, perm, qs):
     """out[r, i] = +/- a[r, perm[i] & 0x7fffffff]; negated mod q when bit 31 of perm[i] is set."""
     R, N = out.shape
