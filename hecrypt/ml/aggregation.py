@@ -412,23 +412,41 @@ class _Node:
         self.reset()
 
 
+_MAGIC = 1.5 * 2.0**52  # float64 in [2^52, 2^53): ulp 1, so adding it rounds to an integer
+_MAGIC_BITS = int(np.array(_MAGIC).view(np.int64))
+_MAGIC_LIMIT = 2.0**51  # |v| below this: v + _MAGIC stays in [2^52, 2^53)
+
+
 def _encode_fixed(xp: Any, x: Any, ring: Ring, mult: float, bound: float, site: str, scale: float) -> Any:
     """``rint(x * mult)`` as ring elements (``mult`` = weight x ``2^frac_bits``: weighting and
-    encoding in one pass); NaN/Inf or ``|x * mult| >= bound`` -> UpdateError.
+    encoding in one pass); NaN/Inf or ``|rint(x * mult)| >= bound`` -> UpdateError.
 
-    Uses max/min rather than a separate isfinite pass: NaN propagates through max/min.
+    Uses max/min rather than a separate isfinite pass: NaN propagates through max/min, and
+    ``rint`` is monotonic, so ``rint(max)`` is the largest rounded value.  On the CPU, for
+    ``Z_2^64`` and ``|x * mult| < 2^51``, the rounding and the float -> int64 conversion are
+    done by adding ``1.5 * 2^52`` (the sum's ulp is 1, so IEEE round-half-even gives exactly
+    ``rint``) and subtracting that constant's bit pattern from the sum's bits: bit-identical
+    to ``rint(v).astype(int64)``, without numpy's scalar float -> int64 conversion.
     """
     v = xp.multiply(x, mult, dtype=xp.float64)
-    xp.rint(v, out=v)
+    big = True
     if v.size:
         hi = float(v.max())
         lo = float(v.min())
         if not (math.isfinite(hi) and math.isfinite(lo)):
             raise UpdateError(site, "update contains NaN or Inf")
-        if max(hi, -lo) >= bound:
-            raise UpdateError(site, f"update value of magnitude {max(hi, -lo) / scale:.6g} (after weighting) "
+        hi_r, lo_r = float(np.rint(hi)), float(np.rint(lo))
+        if max(hi_r, -lo_r) >= bound:
+            raise UpdateError(site, f"update value of magnitude {max(hi_r, -lo_r) / scale:.6g} (after weighting) "
                                     f"does not fit: each site's values must satisfy |w*x| < "
                                     f"{bound / scale:.6g} so the sum of all sites cannot wrap around the ring")
+        big = max(hi, -lo) >= _MAGIC_LIMIT
+    if xp is np and ring.is_pow2 and ring.bits == 64 and not big:
+        v += _MAGIC
+        iv = v.view(np.int64)
+        iv -= _MAGIC_BITS
+        return iv.view(ring.dtype)
+    xp.rint(v, out=v)
     if ring.is_pow2:
         sdt = xp.int64 if ring.bits == 64 else xp.int32
         return v.astype(sdt).view(ring.dtype)
@@ -1010,7 +1028,9 @@ class SecureAggregator:
         ring = self.ring
         if not (ring.is_pow2 and ring.bits == 64) or self.device != "cpu":
             return self.fixed.decode(ring.sum_shares(parts))
-        total = parts[0].copy()
+        # the partial sums belong to the owner once received (the nodes reset after a reveal;
+        # recorded views hold copies), so the first one is summed into in place
+        total = parts[0] if parts[0].flags.writeable else parts[0].copy()
         for p in parts[1:]:
             np.add(total, p, out=total)  # wrapping uint64 add = Z_2^64 addition
         return total.view(np.int64) * (1.0 / self.fixed.scale)  # signed representative / 2^f
