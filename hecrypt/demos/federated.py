@@ -36,12 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", metavar="PNG", help="save the accuracy-per-round plot to PNG")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the result as a JSON object to FILE ('-' or no value: stdout)")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--progress", action="store_true", default=None,
+                   help="show a progress bar even when stderr is not a terminal (default: on a terminal only)")
 
 
 def run_demo(method: str = "smpc", *, rounds: int = 20, sites: int = 5, local_epochs: int = 1, lr: float = 0.1,
              split: str = "iid", alpha: float = 0.5, dropout: float = 0.0, seed: int = 0,
-             device: str | None = None, progress: bool = False, plot: str | None = None) -> dict[str, Any]:
+             device: str | None = None, progress: bool | None = None, plot: str | None = None) -> dict[str, Any]:
     """Run the demo and return the JSON-able result (see the module docstring)."""
     from ..backend import resolve_device
     from ..ml.federated import load_breast_cancer_data, plot_accuracy, train_centralized, train_federated

@@ -270,9 +270,13 @@ def plot_accuracy(histories: Sequence[FederatedHistory], path: str | None = None
         fig, ax = plt.subplots(figsize=(6, 4))
     else:
         fig = ax.figure
-    for h in histories:
+    # the plaintext baseline is drawn first, wide and grey, so a secure run that matches it
+    # stays visible on top of it
+    for h in sorted(histories, key=lambda h: h.method != "plaintext"):
         xs = [r.round for r in h.records]
-        ax.plot(xs, [100 * r.accuracy for r in h.records], marker="o", ms=3, label=f"federated ({h.method})")
+        style = dict(color="0.6", lw=4, zorder=1) if h.method == "plaintext" else dict(lw=1.5, zorder=2)
+        ax.plot(xs, [100 * r.accuracy for r in h.records], marker="o", ms=3, label=f"federated ({h.method})",
+                **style)
         bad = [r for r in h.records if r.failed]
         if bad:
             ax.scatter([r.round for r in bad], [100 * r.accuracy for r in bad], marker="x", color="red",
@@ -327,7 +331,7 @@ def train_federated(X_train: Any, y_train: Any, X_test: Any, y_test: Any, *, met
                     rounds: int = 20, local_epochs: int = 1, lr: float = 0.1, n_sites: int = 5,
                     split: str = "iid", alpha: float = 0.5, batch_size: int | None = 16, l2: float = 0.0,
                     seed: int = 0, aggregator: SecureAggregator | None = None, weighted: bool = True,
-                    dropout_rate: float = 0.0, progress: bool = True, he_context: Any = None,
+                    dropout_rate: float = 0.0, progress: bool | None = None, he_context: Any = None,
                     device: str | None = None, site_indices: Sequence[np.ndarray] | None = None,
                     aggregator_options: Mapping[str, Any] | None = None) -> FederatedHistory:
     """Federated averaging of a logistic regression with secure aggregation.
@@ -344,6 +348,8 @@ def train_federated(X_train: Any, y_train: Any, X_test: Any, y_test: Any, *, met
     he_context : the owner's CKKS context for ``method="ckks"`` (created if None).
     seed : the split, the local shuffles and the dropout simulation (public choices; secret
         randomness always comes from the CSPRNG with fresh keys).
+    progress : a tqdm bar over the rounds; None (default) shows it only when stderr is a
+        terminal (it is removed when done), True/False force it on/off.
 
     Given the same ``seed``, the split and local SGD are identical for every method, so the
     methods differ only by the aggregation error (fixed-point rounding for smpc, CKKS noise).
@@ -389,7 +395,7 @@ def train_federated(X_train: Any, y_train: Any, X_test: Any, y_test: Any, *, met
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(1, rounds + 1), desc=f"federated {aggregator.method}", disable=not progress, leave=False)
+    bar = tqdm(range(1, rounds + 1), desc=f"federated {aggregator.method}", disable=None if progress is None else not progress, leave=False)
     for r in bar:
         t0 = time.perf_counter()
         deltas: dict[str, Any] = {}
