@@ -273,6 +273,12 @@ def test_reconstruct_missing_or_duplicated_shares(rng):
         ctx.reconstruct([s["a"], s["a"], s["b"]])
     with pytest.raises(MissingShareError):
         ctx.reconstruct([s["a"], s["b"]])
+    with pytest.raises(MissingShareError):  # a view of the same share, or one array under two names
+        ctx.reconstruct([s["a"], s["a"][:], s["b"]])
+    with pytest.raises(MissingShareError):
+        ctx.reconstruct({"a": s["a"], "b": s["a"], "c": s["c"]})
+    z = ctx.zeros(3)  # equal shares that are distinct arrays are fine
+    assert ctx.reconstruct([z.share_of(p) for p in ctx.party_names]).tolist() == [0, 0, 0]
     with pytest.raises(RingMismatchError):
         ctx.reconstruct([a.astype(np.uint32) for a in s.values()])
     with pytest.raises(ValueError):

@@ -20,6 +20,7 @@ def test_smpc_suite_rows_without_crypten(monkeypatch, tmp_path):
         assert r["hecrypt_s"] > 0 and r["online_s"] > 0 and r["offline_s"] > 0
         assert r["rounds"] == 1 and r["messages"] == 2 and r["bytes"] > 0 and r["offline_bytes"] > 0
         assert r["max_abs_err"] < 1e-3
+        assert r["truncation"] == "local" and r["beaver"] == "doubled"
     n = 33
     row = bench.rows[1]
     assert row["bytes"] >= 2 * 2 * n * n * 8  # E and F shares, both directions

@@ -8,6 +8,8 @@ Cases (hecrypt vs baseline, same run):
 * on a GPU, the same protocol at the largest n with the ring matmul replaced by CrypTen's
   GPU method (four 16-bit blocks, ten float64 GEMMs: :func:`block_matmul_10`).
 
+The products use the context's default protocol: for two parties with local truncation the
+doubled Beaver form (one ring matmul per party online, one at the dealer; ``beaver`` column).
 Every row reports ``hecrypt_s`` = **total** seconds (offline + online: the dealer's triples
 are produced on demand, all parties' work in this one process), ``online_s`` (the same
 product with the triple precomputed by ``ctx.dealer.precompute_*``), ``offline_s`` (the
@@ -171,12 +173,16 @@ def _measure(bench: Bench, ctx: Any, a: Any, b: Any, op: Any, pre: Any, ref: np.
 
 def run(bench: Bench) -> None:
     from ..smpc import SMPCContext
+    from ..smpc.protocols import doubled_products
 
     dev = bench.device
     sizes = list(SIZES) + (list(GPU_SIZES) if dev == "cuda" else [])
     elems = ELEMENTS
     rng = np.random.default_rng(2024)
     ctx = SMPCContext(parties=("alice", "bob"), ring="Z2_64", frac_bits=16, device=dev)
+    # which Beaver form the fixed-point products use (docs/smpc.md): "doubled" = one ring
+    # product per party online and one at the dealer
+    beaver = "doubled" if doubled_products(ctx) else "ordinary"
 
     base = None
     if dev == "cpu":
@@ -195,7 +201,7 @@ def run(bench: Bench) -> None:
         bench.record(case, m["total"], bname, bs, online_s=m["online"], offline_s=m["offline"],
                      bytes=m["bytes"], rounds=m["rounds"], messages=m["messages"],
                      offline_bytes=m["offline_bytes"], max_abs_err=m["err"], plaintext_s=plain_s,
-                     truncation=ctx.truncation, **extra)
+                     truncation=ctx.truncation, beaver=beaver, **extra)
 
     for n in sizes:
         A = rng.uniform(-1, 1, (n, n))

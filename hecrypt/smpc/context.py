@@ -303,9 +303,14 @@ class SMPCContext:
             arrs = list(shares)
             if len(arrs) != self.n_parties:
                 raise MissingShareError(f"need exactly {self.n_parties} shares (one per party), got {len(arrs)}")
-            ids = {id(a) for a in arrs}
-            if len(ids) != len(arrs):
-                raise MissingShareError("the same share array was given twice")
+        # different parties' shares never share memory: the same array (or views of one array)
+        # given twice is a duplicated share, whether in a list or under two party names
+        for i in range(len(arrs)):
+            for j in range(i):
+                a, b = arrs[i], arrs[j]
+                if a is b or (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+                              and a.size and np.may_share_memory(a, b)):
+                    raise MissingShareError("the same share array was given twice")
         out = []
         for p, a in zip(self.party_names, arrs):
             if not hasattr(a, "dtype"):
