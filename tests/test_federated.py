@@ -237,3 +237,13 @@ def test_docs_example_runs(cancer, monkeypatch):
     assert "smpc weighted mean" in out and "secure FedAvg" in out
     res = ns["main"](["--rounds", "3", "--methods", "smpc"])
     assert abs(res["smpc"] - res["plaintext"]) <= 0.01
+
+
+def test_progress_bar_only_on_a_terminal(cancer, capsys):
+    """Default progress=None: no bar when stderr is not a terminal; progress=True forces one."""
+    Xtr, ytr, Xte, yte = cancer
+    train_federated(Xtr, ytr, Xte, yte, method="smpc", rounds=2)
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err == ""
+    train_federated(Xtr, ytr, Xte, yte, method="smpc", rounds=2, progress=True)
+    assert "federated smpc" in capsys.readouterr().err
