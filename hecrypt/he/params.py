@@ -32,6 +32,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from ..backend.ntt import is_prime, ntt_primes
 from ..errors import SecurityError
 
 __all__ = [
@@ -74,55 +75,14 @@ PRESETS: dict[str, tuple[int, tuple[int, ...], int]] = {
     "n32768": (32768, (60,) + (40,) * 18 + (60,), 40),
 }
 
-_MR_BASES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
-
-
-def is_prime(n: int) -> bool:
-    """Deterministic Miller-Rabin, exact for every ``n < 3.3 * 10^24`` (so all 64-bit n)."""
-    if n < 2:
-        return False
-    for p in _MR_BASES:
-        if n % p == 0:
-            return n == p
-    d, s = n - 1, 0
-    while d % 2 == 0:
-        d //= 2
-        s += 1
-    for a in _MR_BASES:
-        x = pow(a, d, n)
-        if x in (1, n - 1):
-            continue
-        for _ in range(s - 1):
-            x = x * x % n
-            if x == n - 1:
-                break
-        else:
-            return False
-    return True
-
-
 def ntt_prime_chain(bits: Sequence[int], poly_degree: int) -> tuple[int, ...]:
     """Distinct primes ``q_i = 1 (mod 2N)`` with ``q_i.bit_length() == bits[i]``.
 
     For each requested size the largest unused prime below ``2^b`` is taken, in the order
-    given.  Raises ``ValueError`` if a size has too few such primes.
+    given (:func:`hecrypt.backend.ntt.ntt_primes`).  Raises ``ValueError`` if a size has too
+    few such primes or is out of the kernels' range.
     """
-    m = 2 * poly_degree
-    used: set[int] = set()
-    out = []
-    for b in bits:
-        # largest candidate < 2^b that is 1 mod 2N
-        c = ((1 << b) - 1) // m * m + 1
-        if c >= 1 << b:
-            c -= m
-        lo = 1 << (b - 1)
-        while c > lo and (c in used or not is_prime(c)):
-            c -= m
-        if c <= lo:
-            raise ValueError(f"not enough {b}-bit primes = 1 mod {m} for poly_degree={poly_degree}")
-        used.add(c)
-        out.append(c)
-    return tuple(out)
+    return tuple(ntt_primes(list(bits), poly_degree))
 
 
 def _as_int(x, what: str) -> int:
