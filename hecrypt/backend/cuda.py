@@ -587,7 +587,8 @@ class CUDABackend:
 
     # -- randomness --------------------------------------------------------------------
     def chacha20_keystream(self, key: bytes, nonce: bytes, counter: int, nblocks: int):
-        """RFC 8439 ChaCha20 keystream blocks ``counter .. counter+nblocks-1`` as uint32 words.
+        """RFC 8439 ChaCha20 keystream blocks ``counter .. counter+nblocks-1`` as uint32 words
+        (``0 <= counter`` and ``counter + nblocks <= 2^32``, else ValueError).
 
         Bit-identical to CPUBackend.chacha20_keystream (``cryptography``/OpenSSL), computed on
         the GPU, one thread per 64-byte block (``kernels/chacha20.cu``); key and nonce are
@@ -599,8 +600,11 @@ class CUDABackend:
         if len(nonce) != 12:
             raise ValueError(f"ChaCha20 nonce must be 12 bytes, got {len(nonce)}")
         counter, nblocks = int(counter), int(nblocks)
-        if counter < 0 or nblocks < 0 or counter + nblocks > 1 << 64:
-            raise ValueError("counter and nblocks must be non-negative with counter + nblocks <= 2^64")
+        if counter < 0 or nblocks < 0 or counter + nblocks > 1 << 32:
+            # RFC 8439's block counter is 32 bits (the kernel itself would carry into the first
+            # nonce word, as OpenSSL once did; the CPU backend refuses, so this one does too)
+            raise ValueError("ChaCha20 block counter would pass 2^32 (RFC 8439's 32-bit counter): "
+                             f"counter={counter}, nblocks={nblocks}")
         out = self._cp.empty(16 * nblocks, np.uint32)
         kw = [np.uint32(x) for x in np.frombuffer(key, "<u4")]
         nw = [np.uint32(x) for x in np.frombuffer(nonce, "<u4")]
