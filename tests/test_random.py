@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import pickle
 
@@ -21,6 +22,26 @@ def test_rfc8439_block_vectors(vec):
     words = cpu.chacha20_keystream(bytes.fromhex(vec["key"]), bytes.fromhex(vec["nonce"]), vec["counter"], 1)
     assert words.dtype == np.uint32 and words.shape == (16,)
     assert words.tobytes().hex() == vec["keystream"]
+
+
+@pytest.mark.parametrize("vec", VECTORS["blocks"], ids=lambda v: v["name"])
+def test_numpy_fallback_matches_vectors_and_openssl(vec):
+    from hecrypt.backend.cpu import chacha20_blocks_numpy
+
+    key, nonce = bytes.fromhex(vec["key"]), bytes.fromhex(vec["nonce"])
+    assert chacha20_blocks_numpy(key, nonce, vec["counter"], 1).tobytes().hex() == vec["keystream"]
+    key, nonce = os.urandom(32), os.urandom(12)
+    cpu = get_backend("cpu")
+    for counter, n in ((0, 3), ((1 << 32) - 5, 5)):
+        np.testing.assert_array_equal(chacha20_blocks_numpy(key, nonce, counter, n),
+                                      cpu.chacha20_keystream(key, nonce, counter, n))
+
+
+def test_block_counter_never_passes_2_32():
+    cpu = get_backend("cpu")
+    for counter, n in (((1 << 32) - 3, 4), (-1, 1), (0, -1)):
+        with pytest.raises(ValueError, match="32-bit block counter"):
+            cpu.chacha20_keystream(bytes(32), bytes(12), counter, n)
 
 
 def test_stream_maps_to_rfc_keystream():

@@ -395,6 +395,37 @@ def _as_batched(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a.reshape((nb_,) + a.shape[-2:]))
 
 
+def chacha20_blocks_numpy(key: bytes, nonce: bytes, counter: int, nblocks: int) -> np.ndarray:
+    """ChaCha20 (RFC 8439 section 2.3) block function vectorised over blocks in numpy.
+
+    An independent implementation of the same keystream: the fallback when ``cryptography``
+    is not installed, and a second reference for the tests.  About 0.1 GB/s.
+    """
+    kw = np.frombuffer(bytes(key), "<u4").astype(np.uint32)
+    nw = np.frombuffer(bytes(nonce), "<u4").astype(np.uint32)
+    init = np.empty((16, int(nblocks)), np.uint32)
+    init[0:4] = np.array([0x61707865, 0x3320646E, 0x79622D32, 0x6B206574], np.uint32)[:, None]
+    init[4:12] = kw[:, None]
+    init[12] = (np.arange(int(nblocks), dtype=np.uint64) + np.uint64(counter)).astype(np.uint32)
+    init[13:16] = nw[:, None]
+    x = [init[i].copy() for i in range(16)]
+
+    def rotl(v, r):
+        return (v << np.uint32(r)) | (v >> np.uint32(32 - r))
+
+    def qr(a, b, c, d):
+        x[a] += x[b]; x[d] = rotl(x[d] ^ x[a], 16)  # noqa: E702
+        x[c] += x[d]; x[b] = rotl(x[b] ^ x[c], 12)  # noqa: E702
+        x[a] += x[b]; x[d] = rotl(x[d] ^ x[a], 8)  # noqa: E702
+        x[c] += x[d]; x[b] = rotl(x[b] ^ x[c], 7)  # noqa: E702
+
+    for _ in range(10):
+        qr(0, 4, 8, 12), qr(1, 5, 9, 13), qr(2, 6, 10, 14), qr(3, 7, 11, 15)
+        qr(0, 5, 10, 15), qr(1, 6, 11, 12), qr(2, 7, 8, 13), qr(3, 4, 9, 14)
+    out = np.stack(x) + init
+    return np.ascontiguousarray(out.T).reshape(-1)
+
+
 _ZEROS = memoryview(bytes(8 << 20))  # read-only zero plaintext for keystream generation
 
 
@@ -562,14 +593,19 @@ class CPUBackend:
         The keystream is written straight into the returned array (``update_into`` over a
         shared read-only zero buffer, in slices of at most 8 MiB): allocation, not the
         cipher, dominated the naive ``update(bytes(n))`` (measured 0.8 -> 3.3 GB/s).
+        Without ``cryptography`` the same words come from :func:`chacha20_blocks_numpy`.
+        The 32-bit block counter never passes 2^32 (``ValueError``).
         """
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-
-        if not 0 <= int(counter) and int(counter) + int(nblocks) <= 1 << 32:
-            raise ValueError("ChaCha20 block counter would pass 2^32 (RFC 8439's 32-bit counter)")
-        iv = int(counter).to_bytes(4, "little") + bytes(nonce)
+        c, nb_ = int(counter), int(nblocks)
+        if not (0 <= c and 0 <= nb_ and c + nb_ <= 1 << 32):
+            raise ValueError(f"ChaCha20 blocks {c} .. {c + nb_ - 1} leave RFC 8439's 32-bit block counter")
+        try:
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+        except ImportError:  # pragma: no cover - cryptography is a core dependency
+            return chacha20_blocks_numpy(key, nonce, c, nb_)
+        iv = c.to_bytes(4, "little") + bytes(nonce)
         enc = Cipher(algorithms.ChaCha20(bytes(key), iv), mode=None).encryptor()
-        n = 64 * int(nblocks)
+        n = 64 * nb_
         out = np.empty(n + 64, np.uint8)  # update_into wants len(data) + block_size - 1 bytes
         step = len(_ZEROS)
         for i in range(0, n, step):
