@@ -549,3 +549,19 @@ def test_redelivered_material_and_masks_are_refused(rng):
     fresh = ser.pack(ser.KIND_MATERIAL, {"mid": 10 ** 6, "kind": "mask", "seed": None, "expand": []}, {})
     with pytest.raises(ser.SerializationError):
         alice.receive_material(fresh, ctx.ring, "cpu")
+
+
+@pytest.mark.parametrize("ring", ["Z2_64", "Z2_32"])
+def test_inplace_local_truncation_matches_ring_truncate(ring, rng):
+    ctx = _ctx(ring, 8)
+    R = ctx.ring
+    top = 1 << R.bits
+    zs = [rng.integers(0, top, size=(5, 7), dtype=np.uint64).astype(R.dtype) for _ in range(2)]
+    ref = proto.truncate_local(ctx, zs, 11)
+    keep = [z.copy() for z in zs]
+    got = proto.truncate_local(ctx, zs, 11, inplace=True)
+    assert all(np.array_equal(a, b) for a, b in zip(got, ref))
+    assert got[0] is zs[0] and got[1] is zs[1]
+    assert not np.array_equal(keep[0], zs[0])  # overwritten, as asked
+    assert np.array_equal(ref[0], R.truncate(keep[0], 11))
+    assert np.array_equal(ref[1], R.neg(R.truncate(R.neg(keep[1]), 11)))

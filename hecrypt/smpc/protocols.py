@@ -56,6 +56,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
+import numpy as np
+
 from . import serialize as ser
 from .provider import beaver_weights
 
@@ -207,6 +209,13 @@ def _beaver_doubled(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], ma
         # array this party owns) in place, except for 0-d results (numpy scalars)
         return xp.add(a, b, out=out) if getattr(a, "ndim", 0) else R.add(a, b)
 
+    def into(buf: Any, a: Any, b: Any) -> Any:
+        # a + b written over ``buf``: the party's own masked share, already serialized and
+        # sent, so its memory is free (no fresh allocation for the operand)
+        ok = (buf is not None and getattr(buf, "ndim", 0) and buf.shape == a.shape
+              and getattr(buf.flags, "writeable", True))
+        return xp.add(a, b, out=buf) if ok else R.add(a, b)
+
     out, Es, Fs = [], [], []
     for i in range(2):
         o = got[i][1 - i] if got is not None else None
@@ -215,18 +224,18 @@ def _beaver_doubled(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], ma
             left = R.add(A[i], A[i])
             left = iadd(left, Ecached[i], out=left)
         else:
-            left = R.add(xs[i], A[i])
-            left = iadd(left, o["e"], out=left)
             if amask is not None:
                 Es.append(R.add(masked[i]["e"], o["e"]))
+            left = into(masked[i].pop("e"), xs[i], A[i])
+            left = iadd(left, o["e"], out=left)
         if Fcached is not None:
             right = R.add(B[i], B[i])
             right = iadd(right, Fcached[i], out=right)
         else:
-            right = R.add(ys[i], B[i])
-            right = iadd(right, o["f"], out=right)
             if bmask is not None:
                 Fs.append(R.add(masked[i]["f"], o["f"]))
+            right = into(masked[i].pop("f"), ys[i], B[i])
+            right = iadd(right, o["f"], out=right)
         z = op(left, right)
         del left, right
         out.append(iadd(z, mats[i]["w"], out=z))
@@ -354,11 +363,29 @@ def beaver_square(ctx: "SMPCContext", xs: Sequence[Any], amask: Any = None) -> l
 # ------------------------------------------------------------------------------------------
 # truncation
 # ------------------------------------------------------------------------------------------
-def truncate_local(ctx: "SMPCContext", zs: Sequence[Any], g: int) -> list[Any]:
-    """SecureML two-party local truncation by ``g`` bits (Z_2^k only; no communication)."""
+def _owned(zs: Sequence[Any]) -> bool:
+    return all(getattr(z, "ndim", 0) and getattr(z.flags, "writeable", True) for z in zs)
+
+
+def truncate_local(ctx: "SMPCContext", zs: Sequence[Any], g: int, inplace: bool = False) -> list[Any]:
+    """SecureML two-party local truncation by ``g`` bits (Z_2^k only; no communication).
+
+    ``inplace=True`` (for fresh product arrays the caller owns) overwrites ``zs``: the same
+    arithmetic shifts as :meth:`Ring.truncate`, without new arrays."""
     R = ctx.ring
     if len(zs) != 2 or not R.is_pow2:
         raise ValueError("local truncation needs exactly two compute parties and a Z_2^k ring")
+    if inplace and _owned(zs):
+        xp = ctx.xp
+        sdt = np.dtype(R.dtype.str.replace("u", "i"))
+        s0 = zs[0].view(sdt)
+        xp.right_shift(s0, sdt.type(g), out=s0)                 # floor(z_0 / 2^g)
+        z1 = zs[1]
+        xp.negative(z1, out=z1)
+        s1 = z1.view(sdt)
+        xp.right_shift(s1, sdt.type(g), out=s1)
+        xp.negative(z1, out=z1)                                  # -floor(-z_1 / 2^g)
+        return [zs[0], z1]
     return [R.truncate(zs[0], g), R.neg(R.truncate(R.neg(zs[1]), g))]
 
 
@@ -401,10 +428,11 @@ def truncate_dealer(ctx: "SMPCContext", zs: Sequence[Any], g: int) -> list[Any]:
     return out
 
 
-def truncate(ctx: "SMPCContext", zs: Sequence[Any], g: int) -> list[Any]:
-    """Truncate shares by ``g`` bits with the context's method (``local`` or ``dealer``)."""
+def truncate(ctx: "SMPCContext", zs: Sequence[Any], g: int, inplace: bool = False) -> list[Any]:
+    """Truncate shares by ``g`` bits with the context's method (``local`` or ``dealer``);
+    ``inplace`` lets local truncation overwrite ``zs`` (fresh arrays the caller owns)."""
     if g == 0:
         return list(zs)
     if ctx.truncation == "local":
-        return truncate_local(ctx, zs, g)
+        return truncate_local(ctx, zs, g, inplace)
     return truncate_dealer(ctx, zs, g)

@@ -313,8 +313,8 @@ class SharedTensor:
         """Bring shares with ``frac`` fractional bits to the context precision (or keep ints)."""
         ctx = self._ctx
         f = ctx.frac_bits
-        if frac > f:
-            shares = protocols.truncate(ctx, shares, frac - f)
+        if frac > f:  # every caller passes fresh product arrays: truncate them in place
+            shares = protocols.truncate(ctx, shares, frac - f, inplace=True)
             frac = f
         return self._new(shares, frac)
 
