@@ -113,6 +113,12 @@ def test_doubled_material_relation(rng):
     R = ctx.ring
     assert ctx.dealer.default_scale == 2 and proto.doubled_products(ctx)
     assert not proto.doubled_products(_ctx(truncation="dealer"))
+    plain = _ctx(beaver="ordinary")
+    assert not proto.doubled_products(plain) and plain.dealer.default_scale == 1
+    A, B = rng.uniform(-1, 1, size=(3, 4)), rng.uniform(-1, 1, size=(4, 2))
+    assert np.max(np.abs((plain.share(A) @ plain.share(B)).reveal() - A @ B)) <= _matmul_bound(A, B, 16)
+    with pytest.raises(ValueError):
+        _ctx(beaver="fast")
     assert _ctx(parties=("a", "b", "c")).dealer.default_scale == 1
     sa, sb = (3, 4), (4, 5)
     mid = ctx.dealer.acquire(("matmul", sa, sb, None, None, 2))

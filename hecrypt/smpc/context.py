@@ -53,12 +53,16 @@ class SMPCContext:
         or ``"frames"`` (the same header, arrays left in device memory as private copies, as a
         NCCL transport moves them); ``"auto"``: frames on CUDA, bytes on the CPU.  Both are
         counted at the same size.
+    beaver:
+        ``"auto"``: fixed-point products of two parties with local truncation use the doubled
+        form (one ring product per party; the local truncation's failure probability doubles,
+        see ``docs/smpc.md``); ``"ordinary"``: always the ordinary form.
     """
 
     def __init__(self, parties: Sequence[str] = ("alice", "bob"), ring: Any = "Z2_64",
                  frac_bits: int = DEFAULT_FRAC_BITS, device: str | None = None,
                  dealer: CryptoProvider | None = None, seed: Any = None, truncation: str = "auto",
-                 communicator: Communicator | None = None, transport: str = "auto"):
+                 communicator: Communicator | None = None, transport: str = "auto", beaver: str = "auto"):
         if isinstance(parties, str) or not isinstance(parties, Sequence):
             raise TypeError("parties must be a sequence of names, e.g. ('alice', 'bob')")
         names = tuple(parties)
@@ -83,6 +87,9 @@ class SMPCContext:
             raise ValueError("local truncation needs exactly 2 compute parties and a Z_2^k ring; "
                              "use truncation='dealer'")
         self.truncation = truncation
+        if beaver not in ("auto", "ordinary"):
+            raise ValueError(f"beaver must be 'auto' or 'ordinary', got {beaver!r}")
+        self.beaver = beaver
         if transport not in ("auto", "bytes", "frames"):
             raise ValueError(f"transport must be 'auto', 'bytes' or 'frames', got {transport!r}")
         self.transport = ("frames" if self.device == "cuda" else "bytes") if transport == "auto" else transport

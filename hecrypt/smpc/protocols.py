@@ -179,8 +179,10 @@ def _beaver_weighted(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], m
 
 def doubled_products(ctx: "SMPCContext") -> bool:
     """Whether fixed-point Beaver products of ``ctx`` use the doubled two-party form (shares of
-    ``2XY``, one ring product per party): two compute parties, a Z_2^k ring, local truncation."""
-    return ctx.n_parties == 2 and ctx.ring.is_pow2 and ctx.truncation == "local"
+    ``2XY``, one ring product per party): two compute parties, a Z_2^k ring, local truncation,
+    unless the context asks for ``beaver="ordinary"``."""
+    return (ctx.n_parties == 2 and ctx.ring.is_pow2 and ctx.truncation == "local"
+            and getattr(ctx, "beaver", "auto") == "auto")
 
 
 def _beaver_doubled(ctx: "SMPCContext", xs: Sequence[Any], ys: Sequence[Any], mats: list, kind: str,
