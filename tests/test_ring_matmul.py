@@ -97,3 +97,14 @@ def test_matmul_empty_dimensions(ring):
     z = ring.matmul(np.zeros((3, 0), ring.dtype), np.zeros((0, 2), ring.dtype))
     assert z.shape == (3, 2) and z.dtype == ring.dtype and not z.any()
     assert ring.matmul(np.zeros((0, 3, 4), ring.dtype), np.zeros((4, 2), ring.dtype)).shape == (0, 3, 2)
+
+
+def test_matmul_from_several_threads_is_exact(rng):
+    """The CPU path keeps per-thread scratch buffers: concurrent products must not mix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [(rand(Z2_64, rng, (40, 70 + i)), rand(Z2_64, rng, (70 + i, 30))) for i in range(6)]
+    with ThreadPoolExecutor(3) as ex:
+        got = list(ex.map(lambda ab: Z2_64.matmul(*ab), cases * 3))
+    for (a, b), g in zip(cases * 3, got):
+        np.testing.assert_array_equal(as_int(g), ref_matmul(a, b, 1 << 64))

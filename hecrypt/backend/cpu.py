@@ -16,6 +16,7 @@ Numeric contract (shared with ``kernels/``):
 from __future__ import annotations
 
 import math
+import threading
 import types
 from dataclasses import dataclass
 from functools import lru_cache
@@ -353,6 +354,25 @@ def _recombine64(p, acc):
         acc[i] += s
 
 
+#: float64 scratch kept per thread and slot between matmuls (larger requests are not kept):
+#: re-faulting tens of MB of fresh pages cost 20-50 ms per shared 1024 product
+SCRATCH_MAX_BYTES = 64 << 20
+_SCRATCH = threading.local()
+
+
+def _scratch(slot: int, n: int) -> np.ndarray:
+    """``n`` float64 of this thread's scratch buffer ``slot`` (contents undefined; internal only)."""
+    if 8 * n > SCRATCH_MAX_BYTES:
+        return np.empty(n, np.float64)
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    buf = bufs.get(slot)
+    if buf is None or buf.size < n:
+        buf = bufs[slot] = np.empty(n, np.float64)
+    return buf[:n]
+
+
 def _matmul64_karatsuba(A: np.ndarray, Bm: np.ndarray) -> np.ndarray:
     """Exact Z_2^64 matmul of batched (Bt, M, K) @ (Bt, K, N) uint64 arrays.
 
@@ -373,13 +393,13 @@ def _matmul64_karatsuba(A: np.ndarray, Bm: np.ndarray) -> np.ndarray:
         return acc
     nchunks = math.ceil(K / KARATSUBA64_KMAX)
     kc = math.ceil(K / nchunks)
-    p = np.empty((4, Bt, M, N), np.float64)
+    p = _scratch(0, 4 * Bt * M * N).reshape(4, Bt, M, N)
     for c0 in range(0, K, kc):
         Ac = A[:, :, c0:c0 + kc]
         Bc = Bm[:, c0:c0 + kc, :]
         k = Ac.shape[2]
-        Af = np.empty((Bt, M, 4 * k), np.float64)
-        Bf = np.empty((Bt, 4 * k, N), np.float64)
+        Af = _scratch(1, Bt * M * 4 * k).reshape(Bt, M, 4 * k)
+        Bf = _scratch(2, Bt * 4 * k * N).reshape(Bt, 4 * k, N)
         _split64_rows(np.ascontiguousarray(Ac), Af)
         _split64_cols(np.ascontiguousarray(Bc), Bf)
         np.matmul(Af[:, :, 0:2 * k], Bf[:, 0:2 * k, :], out=p[0])          # a0 b2 + a2 b0
