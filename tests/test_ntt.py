@@ -575,8 +575,10 @@ def test_cpu_serial_and_parallel_builds_agree(rng, monkeypatch):
                 H.ntt(p, t), H.intt(p, t), H.base_convert(p, qs, tq), H.automorphism(p, 5, 64, True)]
 
     out = {}
-    for mode, limit in (("serial", 1 << 62), ("parallel", 0)):
-        monkeypatch.setattr(H, "PARALLEL_MIN", limit)
+    from hecrypt.backend._numba import DualKernel
+
+    for mode in ("serial", "parallel"):
+        monkeypatch.setattr(DualKernel, "force", mode)
         out[mode] = run()
     for i, (s, q) in enumerate(zip(out["serial"], out["parallel"])):
         np.testing.assert_array_equal(s, q, err_msg=str(i))

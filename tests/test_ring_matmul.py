@@ -108,3 +108,18 @@ def test_matmul_from_several_threads_is_exact(rng):
         got = list(ex.map(lambda ab: Z2_64.matmul(*ab), cases * 3))
     for (a, b), g in zip(cases * 3, got):
         np.testing.assert_array_equal(as_int(g), ref_matmul(a, b, 1 << 64))
+
+
+@pytest.mark.parametrize("ring", RINGS, ids=str)
+def test_serial_and_parallel_kernel_builds_agree(ring, rng, monkeypatch):
+    """Every CPU kernel has a serial and a prange build (picked by size): same bits."""
+    from hecrypt.backend._numba import DualKernel
+
+    a, b = rand(ring, rng, (33, 70)), rand(ring, rng, (70, 20))
+    out = {}
+    for mode in ("serial", "parallel"):
+        monkeypatch.setattr(DualKernel, "force", mode)
+        out[mode] = (ring.matmul(a, b), ring.mul(a, a), ring.sum(a, axis=1))
+    for s, p in zip(out["serial"], out["parallel"]):
+        np.testing.assert_array_equal(s, p)
+    np.testing.assert_array_equal(as_int(out["parallel"][0]), ref_matmul(a, b, ring.modulus))

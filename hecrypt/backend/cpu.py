@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 import threading
-import types
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numba as nb
 import numpy as np
 
+from ._numba import dual_kernel
 from .modarith import barrett, two64_mod
 
 U64 = nb.uint64
@@ -80,22 +80,7 @@ def _mulmod(a, b, q, mu, k):
 PARALLEL_MIN = 1 << 15
 
 
-class _Kernel:
-    """A Numba kernel in two builds, picked by the size of its first argument."""
-
-
-    def __init__(self, fn):
-        self.parallel = nb.njit(parallel=True, cache=True)(fn)
-        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
-                                  fn.__closure__)
-        twin.__qualname__ = fn.__qualname__ + "_serial"
-        twin.__module__ = fn.__module__
-        self.serial = nb.njit(cache=True)(twin)
-        self.__doc__ = fn.__doc__
-        self.__name__ = fn.__name__
-
-    def __call__(self, *args):
-        return (self.parallel if args[0].size >= PARALLEL_MIN else self.serial)(*args)
+_Kernel = dual_kernel(PARALLEL_MIN)
 
 
 # --------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from ._numba import dual_kernel
 from .ntt import (
     MAX_PRIME_BITS,
     NTTTables,
@@ -59,32 +60,7 @@ __all__ = [
 PARALLEL_MIN = 1 << 17
 
 
-class _Kernel:
-    """A Numba kernel compiled twice (``prange`` parallel and serial, same code, same results),
-    the build picked per call by the size of the work."""
-
-    def __init__(self, fn):
-        import types as _pytypes
-
-        self.parallel = nb.njit(parallel=True, cache=True)(fn)
-        twin = _pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
-                                     fn.__closure__)
-        twin.__qualname__ = fn.__qualname__ + "_serial"
-        twin.__module__ = fn.__module__
-        self.serial = nb.njit(cache=True)(twin)
-        self.__doc__ = fn.__doc__
-        self.__name__ = fn.__name__
-
-    def __call__(self, *args):
-        work = 0
-        for x in args[:3]:
-            if isinstance(x, np.ndarray) and x.size > work:
-                work = x.size
-        return (self.parallel if work >= PARALLEL_MIN else self.serial)(*args)
-
-
-def _kernel(fn):
-    return _Kernel(fn)
+_kernel = dual_kernel(PARALLEL_MIN)
 
 
 _ONE = np.uint64(1)
