@@ -17,12 +17,13 @@ these choices suit fixed point.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
 
 import numpy as np
+
+from ._common import check_device, emit_json, speaker
 
 NAME = "digits"
 HELP = "encrypted reservoir on scikit-learn's handwritten digits (10 classes, 1024 units)"
@@ -141,20 +142,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    to_stdout_json = args.json == "-"
-    out = sys.stderr if to_stdout_json else sys.stdout
-
-    def say(*parts: Any) -> None:
-        print(*parts, file=out, flush=True)
-
-    from ..backend import resolve_device
-    from ..errors import DeviceUnavailableError
-
-    try:
-        resolve_device(args.device)
-    except (DeviceUnavailableError, ValueError, TypeError) as exc:
-        print(f"hecrypt demo digits: {exc}", file=sys.stderr)
-        return 2
+    say = speaker(args.json)
+    status = check_device(args.device, NAME)
+    if status is not None:
+        return status
 
     for name, lo in (("steps", 0), ("parties", 2), ("units", 1), ("frac_bits", 0)):
         if getattr(args, name) < lo:
@@ -189,10 +180,5 @@ def run(args: argparse.Namespace) -> int:
         doc = {k: v for k, v in r.items() if k != "trainer"}
         doc["demo"] = NAME
         doc["seed"] = args.seed
-        text = json.dumps(doc, indent=2)
-        if to_stdout_json:
-            print(text, flush=True)
-        else:
-            with open(args.json, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
+        emit_json(doc, args.json)
     return 0

@@ -11,10 +11,11 @@ with centralised plaintext training, and the three accuracies are printed side b
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
+
+from ._common import emit_json
 
 NAME = "federated"
 HELP = "federated logistic regression on breast cancer data with secure aggregation (smpc or ckks)"
@@ -96,12 +97,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"hecrypt demo federated: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        text = json.dumps(res, indent=2)
+        emit_json(res, args.json)
         if args.json == "-":
-            print(text)
             return 0
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
     print(f"federated logistic regression, breast cancer, {res['sites']} sites ({res['split']}), "
           f"{res['rounds']} rounds, seed {res['seed']}, device {res['device']}")
     print(f"  {res['method']:<11} secure aggregation : {100 * res['accuracy']:6.2f} % test accuracy, "

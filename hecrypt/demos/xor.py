@@ -11,12 +11,13 @@ owner each step, as in the tutorial) and the decrypted predictions (thresholded 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any, Callable
 
 import numpy as np
+
+from ._common import check_device, emit_json, speaker
 
 NAME = "xor"
 HELP = "the tutorial: 3-share addition over Q=501337, then an encrypted reservoir learns XOR"
@@ -136,20 +137,11 @@ def save_loss_plot(path: str, enc: Any, plain: Any, *, title: str = "Learning XO
 
 
 def run(args: argparse.Namespace) -> int:
-    to_stdout_json = args.json == "-"
-    out = sys.stderr if to_stdout_json else sys.stdout
-
-    def say(*parts: Any) -> None:
-        print(*parts, file=out, flush=True)
-
-    from ..backend import resolve_device
-    from ..errors import DeviceUnavailableError
-
-    try:
-        resolve_device(args.device)
-    except (DeviceUnavailableError, ValueError, TypeError) as exc:
-        print(f"hecrypt demo xor: {exc}", file=sys.stderr)
-        return 2
+    say = speaker(args.json)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    status = check_device(args.device, NAME)
+    if status is not None:
+        return status
 
     if args.plot:
         err = _check_plot_available()
@@ -245,10 +237,5 @@ def run(args: argparse.Namespace) -> int:
             "total_seconds": time.perf_counter() - t0,
             "seed": args.seed,
         }
-        text = json.dumps(doc, indent=2)
-        if to_stdout_json:
-            print(text, flush=True)
-        else:
-            with open(args.json, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
+        emit_json(doc, args.json)
     return 0
