@@ -571,3 +571,19 @@ def test_inplace_local_truncation_matches_ring_truncate(ring, rng):
     assert not np.array_equal(keep[0], zs[0])  # overwritten, as asked
     assert np.array_equal(ref[0], R.truncate(keep[0], 11))
     assert np.array_equal(ref[1], R.neg(R.truncate(R.neg(keep[1]), 11)))
+
+
+@pytest.mark.parametrize("f,parties,ring,want", [
+    (16, ("a", "b"), "Z2_64", "local"),
+    (17, ("a", "b"), "Z2_64", "dealer"),
+    (20, ("a", "b"), "Z2_64", "dealer"),
+    (12, ("a", "b", "c"), "Z2_64", "dealer"),
+    (8, ("a", "b"), "Z2_32", "dealer"),
+])
+def test_auto_truncation_rule(f, parties, ring, want):
+    from hecrypt.smpc.context import LOCAL_TRUNCATION_MAX_FRAC_BITS
+
+    assert LOCAL_TRUNCATION_MAX_FRAC_BITS == 16
+    assert SMPCContext(parties=parties, ring=ring, frac_bits=f).truncation == want
+    if want == "dealer" and len(parties) == 2 and ring == "Z2_64":
+        assert SMPCContext(parties=parties, ring=ring, frac_bits=f, truncation="local").truncation == "local"
