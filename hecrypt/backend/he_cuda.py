@@ -126,21 +126,23 @@ def ntt_launches(log_n: int, rows: int, inverse: bool) -> list[tuple[str, int, i
 # --------------------------------------------------------------------------------------
 # device constants (cached per device)
 # --------------------------------------------------------------------------------------
-def _tables_dev(t: NTTTables) -> dict[str, Any]:
+def _uploaded(host: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """``host``'s array attributes ``names`` on the current device, uploaded once per device
+    and cached in ``host._device`` (thread-safe)."""
     key = _dev_id()
-    d = t._device.get(key)
+    d = host._device.get(key)
     if d is None:
         cp = _cupy()
         with _lock:
-            d = t._device.get(key)
+            d = host._device.get(key)
             if d is None:
-                d = {
-                    k: cp.asarray(getattr(t, k))
-                    for k in ("qs", "psi_rev", "psi_rev_shoup", "ipsi_rev", "ipsi_rev_shoup",
-                              "n_inv", "n_inv_shoup", "last", "last_shoup")  # fmt: skip
-                }
-                t._device[key] = d
+                d = host._device[key] = {k: cp.asarray(getattr(host, k)) for k in names}
     return d
+
+
+def _tables_dev(t: NTTTables) -> dict[str, Any]:
+    return _uploaded(t, ("qs", "psi_rev", "psi_rev_shoup", "ipsi_rev", "ipsi_rev_shoup",
+                         "n_inv", "n_inv_shoup", "last", "last_shoup"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -192,20 +194,7 @@ def _perm_dev(dev: int, g: int, N: int, ntt_form: bool) -> Any:
 
 
 def _bconv_dev(c: Any) -> dict[str, Any]:
-    key = _dev_id()
-    d = c._device.get(key)
-    if d is None:
-        cp = _cupy()
-        with _lock:
-            d = c._device.get(key)
-            if d is None:
-                d = {
-                    k: cp.asarray(getattr(c, k))
-                    for k in ("from_qs", "to_qs", "qhat_inv", "qhat_inv_shoup", "qhat_mod_p",
-                              "barrett_hi", "barrett_lo")  # fmt: skip
-                }
-                c._device[key] = d
-    return d
+    return _uploaded(c, ("from_qs", "to_qs", "qhat_inv", "qhat_inv_shoup", "qhat_mod_p", "barrett_hi", "barrett_lo"))
 
 
 # --------------------------------------------------------------------------------------
